@@ -1,0 +1,73 @@
+"""Model sizes and CPU forward time per face: SRNet vs bicubic upsampling, and FRNet.
+
+Usage: python bench/model_size.py [--params params.yaml] [--batch 64] [--repeats 5] [--threads N]
+Prints one table; numbers are medians over ``--repeats`` timed runs after one warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from lrface.checkpoints import load_mobilefacenet
+from lrface.config import load_params
+from lrface.models import SRNet, SRNetConfig, model_size
+
+LR_SIZES = [(7, 6), (14, 12), (28, 24)]
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    params = load_params(args.params)
+    cfg = SRNetConfig.from_dict(params.section("model"))
+    srnet = SRNet(cfg).eval()
+    frnet = load_mobilefacenet(params.path("frnet_checkpoint")).eval()
+    n = args.batch
+
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {n}, median of {args.repeats}")
+    print(f"{'model':<8}{'params':>12}{'MB on disk':>12}")
+    for name, m in (("SRNet", srnet), ("FRNet", frnet)):
+        s = model_size(m)
+        print(f"{name:<8}{s.params:>12,}{s.megabytes:>12.2f}")
+    print()
+    print(f"{'input':<8}{'output':<10}{'SRNet ms/face':>15}{'bicubic ms/face':>17}{'ratio':>8}")
+    with torch.inference_mode():
+        for h, w in LR_SIZES:
+            x = torch.rand(n, 3, h, w)
+            out = (h * cfg.scale, w * cfg.scale)
+            t_sr = median_ms(lambda x=x: srnet(x), args.repeats) / n
+            t_bi = median_ms(
+                lambda x=x, out=out: F.interpolate(x, size=out, mode="bicubic", align_corners=False),
+                args.repeats,
+            ) / n
+            print(
+                f"{f'{h}x{w}':<8}{f'{out[0]}x{out[1]}':<10}{t_sr:>15.4f}{t_bi:>17.4f}{t_sr / t_bi:>7.0f}x"
+            )
+        faces = torch.rand(n, 3, 112, 96)
+        t_fr = median_ms(lambda: frnet(faces), args.repeats) / n
+    print(f"\nFRNet 112x96 forward: {t_fr:.4f} ms/face")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over ``lrface`` functions (the library never imports this)."""

@@ -1,0 +1,121 @@
+"""Loading and saving model weights: the only place in lrface that reads weight files.
+
+Every load uses ``torch.load(..., weights_only=True)``: the public MobileFaceNet checkpoint
+(``{"epoch": int, "net_state_dict": OrderedDict}``) is a legacy pickle, but it holds only
+tensors, ints and an OrderedDict, which the restricted unpickler accepts, so no full unpickling
+(arbitrary code execution) is ever needed. Structures are checked before use and every error
+names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrface.models.mobilefacenet import FrozenFRNet, MobileFaceNet
+from lrface.models.srnet import SRNet, SRNetConfig
+
+SRNET_FORMAT = "lrface-srnet/1"
+# sha256 of the public CASIA-WebFace MobileFaceNet checkpoint (epoch 68), for provenance logging.
+MOBILEFACENET_CASIA_SHA256 = "e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e35920ea8910d99"
+
+
+class CheckpointError(ValueError):
+    """A weight file is missing, unreadable or of the wrong architecture."""
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _torch_load(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, or needs code we refuse to unpickle
+        raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
+
+
+def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with an error that names the file and the keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: not a {type(model).__name__} checkpoint; "
+            f"missing keys ({len(missing)}): {missing[:8]}{' ...' if len(missing) > 8 else ''}; "
+            f"unexpected keys ({len(unexpected)}): {unexpected[:8]}"
+            f"{' ...' if len(unexpected) > 8 else ''}"
+        )
+    bad = [k for k, v in state_dict.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if bad:
+        raise CheckpointError(
+            f"{source}: shape mismatch for {bad[:8]} "
+            f"(e.g. {bad[0]}: file {tuple(state_dict[bad[0]].shape)} vs model {tuple(own[bad[0]].shape)})"
+        )
+    model.load_state_dict(state_dict, strict=True)
+
+
+def load_mobilefacenet(path: str | Path) -> MobileFaceNet:
+    """Load a MobileFaceNet from the public checkpoint format or a bare state dict."""
+    obj = _torch_load(path)
+    if isinstance(obj, dict) and "net_state_dict" in obj:
+        sd = obj["net_state_dict"]
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = obj
+    else:
+        raise CheckpointError(
+            f"{path}: expected a dict with 'net_state_dict' or a state dict, got "
+            f"{type(obj).__name__} with keys {list(obj)[:5] if isinstance(obj, dict) else '-'}"
+        )
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    net = MobileFaceNet()
+    load_strict(net, sd, path)
+    return net.eval()
+
+
+def load_frnet(path: str | Path) -> FrozenFRNet:
+    """The frozen FRNet used for the identity loss and for evaluation."""
+    return FrozenFRNet(load_mobilefacenet(path))
+
+
+def save_srnet(model: SRNet, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Save SRNet weights + config in lrface's own format (loadable with weights_only=True)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": SRNET_FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": model.state_dict(),
+        "extra": extra or {},
+    }
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(p)
+    return p
+
+
+def srnet_from_payload(obj: Any, source: str | Path) -> SRNet:
+    if not isinstance(obj, dict) or obj.get("format") != SRNET_FORMAT:
+        raise CheckpointError(
+            f"{source}: not an lrface SRNet checkpoint (expected format {SRNET_FORMAT!r})"
+        )
+    model = SRNet(SRNetConfig.from_dict(obj["config"]))
+    load_strict(model, obj["state_dict"], source)
+    return model.eval()
+
+
+def load_srnet(path: str | Path) -> SRNet:
+    """Load an SRNet saved by :func:`save_srnet`."""
+    return srnet_from_payload(_torch_load(path), path)

@@ -1,0 +1,68 @@
+"""The ``lrface`` command line: one entry point, one sub-command per pipeline step.
+
+Sub-command modules are imported lazily so ``lrface --help`` stays fast and ``import lrface``
+pulls in no orchestration dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("lrface.commands.info", "show the configured SRNet and FRNet: parameters, size"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lrface",
+        description="Low-resolution face recognition by identity-preserving super-resolution.",
+    )
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    parser.add_argument(
+        "-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a param, e.g. -S model.n_blocks=4 (YAML value syntax; repeatable)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _load(module, "add_arguments")(p)
+    return parser
+
+
+def _load(module: str, attr: str) -> Callable:
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"lrface: bad override {item!r}, expected KEY=VALUE")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    args.override_map = parse_overrides(args.overrides)
+    try:
+        return int(_load(COMMANDS[args.command][0], "run")(args) or 0)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"lrface {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Networks of the method. Models know no files and no training loops."""
+
+from lrface.models.mobilefacenet import FrozenFRNet, MobileFaceNet
+from lrface.models.srnet import SRNet, SRNetConfig
+from lrface.models.summary import ModelSize, model_size
+
+__all__ = ["FrozenFRNet", "MobileFaceNet", "ModelSize", "SRNet", "SRNetConfig", "model_size"]

@@ -1,0 +1,94 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lrface.losses import JointLoss, content_loss, identity_loss, resize
+from lrface.models import SRNet, SRNetConfig
+
+
+def test_content_loss_hand_computed():
+    # HR constant 0.5, SR constant 0.2 -> MR is constant 0.5 at any size -> L1 = 0.3.
+    hr = torch.full((2, 3, 112, 96), 0.5)
+    sr = torch.full((2, 3, 28, 24), 0.2)
+    assert content_loss(sr, hr).item() == pytest.approx(0.3, abs=1e-6)
+    # MR is HR downsampled to the SR size: an SR equal to that MR has zero loss.
+    hr = torch.rand(1, 3, 112, 96)
+    mr = resize(hr, (56, 48), "bicubic")
+    assert content_loss(mr.clone(), hr).item() == pytest.approx(0.0, abs=1e-7)
+    assert content_loss(mr + 0.1, hr).item() == pytest.approx(0.1, abs=1e-6)
+
+
+def test_identity_loss_zero_for_same_face_and_range(frnet):
+    hr = torch.rand(3, 3, 112, 96)
+    assert identity_loss(frnet, hr.clone(), hr=hr).item() == pytest.approx(0.0, abs=1e-5)
+    other = torch.rand(3, 3, 112, 96)
+    v = identity_loss(frnet, other, hr=hr).item()
+    f1, f2 = frnet(other), frnet(hr)
+    expected = (1 - F.cosine_similarity(f1, f2)).mean().item()
+    assert v == pytest.approx(expected, abs=1e-5)
+    assert 0.0 < v <= 2.0
+
+
+def test_identity_loss_with_precomputed_features(frnet):
+    hr = torch.rand(2, 3, 112, 96)
+    sr = torch.rand(2, 3, 56, 48)
+    a = identity_loss(frnet, sr, hr=hr)
+    b = identity_loss(frnet, sr, hr_features=frnet(hr))
+    assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="exactly one"):
+        identity_loss(frnet, sr)
+
+
+def test_joint_loss_combines_terms(frnet):
+    hr = torch.rand(2, 3, 112, 96)
+    sr = torch.rand(2, 3, 28, 24)
+    parts = JointLoss(frnet, alpha=0.5)(sr, hr)
+    assert parts.total.item() == pytest.approx(parts.image.item() + 0.5 * parts.identity.item(), rel=1e-6)
+    zero = JointLoss(None, alpha=0.0)(sr, hr)
+    assert zero.total.item() == pytest.approx(content_loss(sr, hr).item())
+    with pytest.raises(ValueError):
+        JointLoss(None, alpha=0.5)
+
+
+def test_gradients_reach_srnet_not_frnet_and_bn_stats_stay(frnet):
+    srnet = SRNet(SRNetConfig(n_blocks=2)).train()
+    loss_fn = JointLoss(frnet, alpha=0.5).train()  # .train() must not unfreeze FRNet
+    assert not frnet.training and not frnet.net.training
+    buffers_before = copy.deepcopy(dict(frnet.net.named_buffers()))
+    weights_before = copy.deepcopy(frnet.net.state_dict())
+    opt = torch.optim.Adam(srnet.parameters(), lr=1e-3)
+    hr = torch.rand(4, 3, 112, 96)
+    lr_img = resize(hr, (14, 12), "bicubic")
+    parts = loss_fn(srnet(lr_img), hr)
+    opt.zero_grad()
+    parts.total.backward()
+    assert parts.identity.item() > 0
+    grads = [p.grad for p in srnet.parameters()]
+    assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
+    assert all(p.grad is None and not p.requires_grad for p in frnet.parameters())
+    opt.step()
+    for k, v in frnet.net.named_buffers():
+        assert torch.equal(v, buffers_before[k]), k
+    for k, v in frnet.net.state_dict().items():
+        assert torch.equal(v, weights_before[k]), k
+
+
+def test_identity_term_changes_srnet_gradient(frnet):
+    torch.manual_seed(0)
+    srnet = SRNet(SRNetConfig(n_blocks=1))
+    hr = torch.rand(2, 3, 112, 96)
+    lr_img = resize(hr, (7, 6), "bicubic")
+
+    def grad_of(alpha):
+        srnet.zero_grad()
+        JointLoss(frnet if alpha else None, alpha=alpha)(srnet(lr_img), hr).total.backward()
+        return srnet.head.parametrizations.weight.original1.grad.clone()
+
+    assert not torch.allclose(grad_of(0.0), grad_of(0.5))
+
+
+def test_resize_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="lanczos"):
+        resize(torch.rand(1, 3, 8, 8), (4, 4), "lanczos")
