@@ -11,9 +11,11 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-# name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "info": ("lrface.commands.info", "show the configured SRNet and FRNet: parameters, size"),
+# name -> (module, run function, help). Each module defines add_arguments(parser).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "info": ("lrface.commands.info", "run", "show the configured SRNet and FRNet: parameters, size"),
+    "align": ("lrface.commands.data", "run_align", "detect and align the faces of a dataset (Ray)"),
+    "shards": ("lrface.commands.data", "run_shards", "degrade aligned faces and write Parquet shards"),
 }
 
 
@@ -28,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a param, e.g. -S model.n_blocks=4 (YAML value syntax; repeatable)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
+    for name, (module, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _load(module, "add_arguments")(p)
     return parser
@@ -58,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args.override_map = parse_overrides(args.overrides)
     try:
-        return int(_load(COMMANDS[args.command][0], "run")(args) or 0)
+        module, func, _ = COMMANDS[args.command]
+        return int(_load(module, func)(args) or 0)
     except (FileNotFoundError, ValueError) as e:
         print(f"lrface {args.command}: error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,32 @@
+"""``lrface align`` and ``lrface shards``: the two data stages of one dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from lrface.commands import params_from_args
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="a key of data.datasets in params.yaml")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from lrface.data.prepare import run_align as align
+
+    summary = align(params_from_args(args), args.dataset, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("dataset", "counts", "faces_per_second")}, indent=2))
+    if "landmarks_vs_reference" in summary:
+        print("landmarks vs reference:", json.dumps(summary["landmarks_vs_reference"]))
+    return 0
+
+
+def run_shards(args: argparse.Namespace) -> int:
+    from lrface.data.prepare import run_shards as shards
+
+    m = shards(params_from_args(args), args.dataset)
+    print(json.dumps({"dataset": m["dataset"], "counts": m["counts"], "splits": m["splits"],
+                      "shards": len(m["shards"])}, indent=2))
+    return 0

@@ -1,0 +1,325 @@
+"""The two data stages of a dataset: ``align`` (detect + warp, on Ray) and ``shards`` (degrade + write).
+
+``align`` writes ``<work>/<dataset>/aligned/`` — one row per *input* (aligned or rejected, with
+the reason) plus ``summary.json``; ``shards`` turns the aligned faces into LR/HR training or test
+shards with a manifest. Keeping them apart means a degradation change reruns only ``shards``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from lrface.checkpoints import sha256_file
+from lrface.config import Params
+from lrface.data.align import AlignConfig, Aligner, read_landmarks_file
+from lrface.data.degrade import DegradeConfig, make_lr
+from lrface.data.images import decode_png, encode_png
+from lrface.data.shards import ShardSet, ShardWriter, lr_column, shard_schema, write_manifest
+from lrface.data.sources import ImageRecord, lfw_pair_records, read_lfw_pairs
+from lrface.data.splits import assign_split, training_records
+
+ALIGNED_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("identity", pa.string(), nullable=False),
+        pa.field("source_path", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # "aligned" | "rejected"
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("hr_png", pa.binary()),
+        pa.field("landmarks", pa.list_(pa.float32())),
+        pa.field("det_score", pa.float32()),
+        pa.field("n_faces", pa.int16()),
+        pa.field("landmark_source", pa.string()),
+        pa.field("file_sha256", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One entry of ``data.datasets`` in params.yaml."""
+
+    name: str
+    role: str  # "test": the images of a pairs file; "train": identity folders minus test identities
+    sources: list[dict[str, Any]]
+    pairs: str | None = None
+    folds: list[int] | None = None
+    test_pairs: str | None = None
+    val_fraction: float = 0.0
+    limit: int | None = None
+    drop_duplicates: bool = False
+    landmarks_file: str | None = None
+    reference_landmarks: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Params, name: str) -> DatasetSpec:
+        datasets = params.section("data")["datasets"]
+        if name not in datasets:
+            raise ValueError(f"unknown dataset {name!r}; params.yaml data.datasets has {sorted(datasets)}")
+        spec = cls(name=name, **datasets[name])
+        if spec.role not in ("test", "train"):
+            raise ValueError(f"data.datasets.{name}.role must be 'test' or 'train', got {spec.role!r}")
+        return spec
+
+
+def _data_path(params: Params, rel: str | None) -> Path | None:
+    if rel is None:
+        return None
+    p = Path(rel)
+    return p if p.is_absolute() else params.path("data_root") / p
+
+
+def dataset_records(params: Params, spec: DatasetSpec) -> list[ImageRecord]:
+    """The inputs of a dataset, in a stable order."""
+    if spec.role == "test":
+        if len(spec.sources) != 1 or spec.pairs is None:
+            raise ValueError(f"test dataset {spec.name!r} needs one source and a pairs file")
+        pairs = read_lfw_pairs(_data_path(params, spec.pairs))
+        if spec.folds is not None:
+            pairs = [p for p in pairs if p.fold in set(spec.folds)]
+        records = lfw_pair_records(pairs, _data_path(params, spec.sources[0]["root"]), spec.sources[0]["name"])
+        return records[: spec.limit] if spec.limit else records
+    sources = [(s["name"], _data_path(params, s["root"])) for s in spec.sources]
+    return training_records(sources, _data_path(params, spec.test_pairs), spec.limit)
+
+
+def dataset_dir(params: Params, name: str) -> Path:
+    return params.path("work_dir") / name
+
+
+# ---------------------------------------------------------------------------------------- align
+
+
+class _AlignWorker:
+    """A Ray Data actor: one Aligner (one MTCNN, one TensorFlow thread) per actor."""
+
+    def __init__(self, config: AlignConfig, reference: dict[str, np.ndarray]) -> None:
+        self.aligner = Aligner(config, reference)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        results = self.aligner.align_many(list(zip(batch["path"], batch["rel"], strict=True)))
+        return {
+            "idx": batch["idx"],
+            "ok": np.array([r.ok for r in results]),
+            "reason": np.array([r.reason for r in results], dtype=object),
+            "detail": np.array([r.detail for r in results], dtype=object),
+            "hr_png": np.array([encode_png(r.face) if r.ok else b"" for r in results], dtype=object),
+            "landmarks": np.stack([
+                r.landmarks.reshape(10).astype(np.float32) if r.landmarks is not None
+                else np.full(10, np.nan, np.float32) for r in results
+            ]),
+            "det_score": np.array([r.score for r in results], dtype=np.float32),
+            "n_faces": np.array([r.n_faces for r in results], dtype=np.int16),
+            "landmark_source": np.array([r.landmark_source for r in results], dtype=object),
+        }
+
+
+def _hash_inputs(records: list[ImageRecord]) -> tuple[list[str | None], list[str | None]]:
+    """sha256 of each input file (None if unreadable) and, for repeats, the first sample id."""
+    digests: list[str | None] = []
+    first: dict[str, str] = {}
+    dup_of: list[str | None] = []
+    for r in records:
+        try:
+            d = sha256_file(r.path)
+        except OSError:
+            d = None
+        digests.append(d)
+        if d is not None and d in first:
+            dup_of.append(first[d])
+        else:
+            dup_of.append(None)
+            if d is not None:
+                first[d] = r.sample_id
+    return digests, dup_of
+
+
+def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, Any]:
+    """Align every input of ``dataset`` on Ray; write ``aligned/`` parts and ``summary.json``."""
+    import ray.data
+    from tqdm import tqdm
+
+    from lrface.ray_env import init_ray
+
+    spec = DatasetSpec.from_params(params, dataset)
+    acfg = params.section("align")
+    config = AlignConfig(**{k: acfg[k] for k in AlignConfig.__dataclass_fields__ if k in acfg})
+    workers = int(acfg.get("workers", 2))
+    batch_size = int(acfg.get("batch_size", 16))
+    records = dataset_records(params, spec)
+    if not records:
+        raise ValueError(f"dataset {dataset!r} has no input images")
+    digests, dup_of = _hash_inputs(records)
+    reference = read_landmarks_file(_data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
+
+    todo = [i for i, d in enumerate(dup_of) if not (spec.drop_duplicates and d is not None)]
+    t0 = time.time()
+    init_ray(params.get("ray", {}).get("address"))
+    ray.data.DataContext.get_current().enable_progress_bars = False  # one tqdm bar below instead
+    ds = ray.data.from_items(
+        [{"idx": i, "path": records[i].path, "rel": records[i].rel_path} for i in todo],
+        override_num_blocks=max(1, min(len(todo) // batch_size, 200)),
+    )
+    ds = ds.map_batches(
+        _AlignWorker,
+        fn_constructor_kwargs={"config": config, "reference": reference},
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=1,
+        batch_format="numpy",
+    )
+    results: dict[int, dict[str, Any]] = {}
+    bar = tqdm(total=len(todo), desc=f"align {dataset}", unit="img", disable=not progress)
+    for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
+        for j, idx in enumerate(batch["idx"]):
+            results[int(idx)] = {k: batch[k][j] for k in batch}
+        bar.update(len(batch["idx"]))
+    bar.close()
+    seconds = time.time() - t0
+
+    out = dataset_dir(params, dataset) / "aligned"
+    writer = ShardWriter(out, ALIGNED_SCHEMA, int(params.section("data")["rows_per_shard"]))
+    reasons: Counter[str] = Counter()
+    for i, r in enumerate(records):
+        res = results.get(i)
+        if res is None:  # dropped before alignment as a duplicate
+            row = _rejected_row(r, "duplicate", f"same bytes as {dup_of[i]}", digests[i])
+        elif not res["ok"]:
+            row = _rejected_row(r, str(res["reason"]), str(res["detail"]), digests[i])
+        else:
+            row = {
+                **_base_row(r, digests[i]), "status": "aligned", "reason": None,
+                "detail": f"duplicate of {dup_of[i]}" if dup_of[i] else None,
+                "hr_png": bytes(res["hr_png"]), "landmarks": [float(v) for v in res["landmarks"]],
+                "det_score": float(res["det_score"]), "n_faces": int(res["n_faces"]),
+                "landmark_source": str(res["landmark_source"]),
+            }
+        if row["status"] == "rejected":
+            reasons[row["reason"]] += 1
+        writer.write(row)
+    shards = writer.close()
+    summary = {
+        "dataset": dataset,
+        "counts": {
+            "in": len(records),
+            "aligned": len(records) - sum(reasons.values()),
+            "rejected": sum(reasons.values()),
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "duplicates_kept": sum(1 for i, d in enumerate(dup_of) if d and i in results),
+        },
+        "faces_per_second": round(len(todo) / seconds, 2),
+        "workers": workers,
+        "align": asdict(config),
+        "parts": [asdict(s) for s in shards],
+    }
+    if spec.reference_landmarks:
+        summary["landmarks_vs_reference"] = _landmark_agreement(
+            records, results, read_landmarks_file(_data_path(params, spec.reference_landmarks))
+        )
+    assert summary["counts"]["in"] == summary["counts"]["aligned"] + summary["counts"]["rejected"]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _base_row(r: ImageRecord, digest: str | None) -> dict[str, Any]:
+    return {"sample_id": r.sample_id, "identity": r.identity, "source_path": r.rel_path, "file_sha256": digest}
+
+
+def _rejected_row(r: ImageRecord, reason: str, detail: str, digest: str | None) -> dict[str, Any]:
+    return {**_base_row(r, digest), "status": "rejected", "reason": reason, "detail": detail or None,
+            "hr_png": None, "landmarks": None, "det_score": None, "n_faces": None, "landmark_source": None}
+
+
+def _landmark_agreement(records, results, reference) -> dict[str, Any]:
+    dists = []
+    for i, r in enumerate(records):
+        res = results.get(i)
+        if res is not None and res["ok"] and res["landmark_source"] == "mtcnn" and r.rel_path in reference:
+            ours = np.asarray(res["landmarks"], np.float64).reshape(5, 2)
+            dists.append(float(np.linalg.norm(ours - reference[r.rel_path], axis=1).mean()))
+    if not dists:
+        return {"n": 0}
+    d = np.array(dists)
+    return {"n": len(d), "mean_px": round(float(d.mean()), 3), "median_px": round(float(np.median(d)), 3),
+            "p95_px": round(float(np.percentile(d, 95)), 3), "max_px": round(float(d.max()), 3)}
+
+
+# --------------------------------------------------------------------------------------- shards
+
+
+def run_shards(params: Params, dataset: str) -> dict[str, Any]:
+    """Degrade the aligned faces of ``dataset`` and write shards + ``manifest.json``."""
+    from tqdm import tqdm
+
+    spec = DatasetSpec.from_params(params, dataset)
+    dcfg = DegradeConfig.from_dict(params.section("degrade"))
+    base = dataset_dir(params, dataset)
+    summary_path = base / "aligned" / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"run the align stage first: {summary_path} not found")
+    summary = json.loads(summary_path.read_text())
+    aligned = _read_aligned(base / "aligned", summary)
+    seed = int(params.section("data").get("split_seed", 0))
+    writer = ShardWriter(base / "shards", shard_schema(dcfg.sizes), int(params.section("data")["rows_per_shard"]))
+    rejected, splits = [], Counter()
+    for row in tqdm(aligned, desc=f"shards {dataset}", unit="face"):
+        if row["status"] != "aligned":
+            rejected.append({k: row[k] for k in ("sample_id", "source_path", "reason", "detail")})
+            continue
+        split = "test" if spec.role == "test" else assign_split(row["identity"], spec.val_fraction, seed)
+        splits[split] += 1
+        lr = make_lr(decode_png(row["hr_png"]), dcfg, row["sample_id"])
+        writer.write({
+            "sample_id": row["sample_id"], "identity": row["identity"], "source_path": row["source_path"],
+            "split": split, "hr_png": row["hr_png"],
+            **{lr_column(s): encode_png(img) for s, img in lr.items()},
+            "landmarks": row["landmarks"], "det_score": row["det_score"], "n_faces": row["n_faces"],
+            "landmark_source": row["landmark_source"],
+        })
+    shards = writer.close()
+    counts = dict(summary["counts"])
+    if counts["aligned"] != sum(splits.values()) or counts["rejected"] != len(rejected):
+        raise RuntimeError(f"{base}: aligned/rejected counts changed between stages: {counts}")
+    manifest = {
+        "dataset": dataset,
+        "role": spec.role,
+        "source_root": str(_data_path(params, spec.sources[0]["root"])) if spec.role == "test" else None,
+        "counts": counts,
+        "splits": dict(sorted(splits.items())),
+        "identities": len({r["identity"] for r in aligned if r["status"] == "aligned"}),
+        "params": {"dataset": asdict(spec), "align": summary["align"], "degrade": asdict(dcfg),
+                   "split_seed": seed},
+        "landmarks_vs_reference": summary.get("landmarks_vs_reference"),
+        "shards": [asdict(s) for s in shards],
+        "rejected": rejected,
+    }
+    write_manifest(base / "shards", manifest)
+    return manifest
+
+
+def _read_aligned(folder: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the align stage, checked against its summary's part checksums."""
+    import pyarrow.parquet as pq
+
+    from lrface.data.shards import ShardError
+
+    rows: list[dict[str, Any]] = []
+    for part in summary["parts"]:
+        path = folder / part["file"]
+        if not path.is_file() or sha256_file(path) != part["sha256"]:
+            raise ShardError(f"aligned part missing or corrupt: {path}")
+        rows.extend(pq.read_table(path).to_pylist())
+    return rows
+
+
+def open_shards(params: Params, dataset: str) -> ShardSet:
+    return ShardSet(dataset_dir(params, dataset) / "shards")

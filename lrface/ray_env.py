@@ -1,0 +1,40 @@
+"""Starting or joining Ray: local by default, a cluster by configuration (``ray.address``).
+
+A local Ray binds 127.0.0.1 only, with usage stats, auth tokens and the dashboard off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LOOPBACK_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+}
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) or start a
+    loopback-only local Ray when it is empty/``"local"``. No-op if Ray is already up."""
+    import ray
+
+    for k, v in LOOPBACK_ENV.items():
+        os.environ.setdefault(k, v)
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("LRFACE_RAY_ADDRESS") or "local"
+    if address == "local":
+        ray.init(
+            address="local",
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            num_cpus=num_cpus,
+            configure_logging=False,
+            log_to_driver=True,
+            **kwargs,
+        )
+    else:
+        ray.init(address=address, **kwargs)
