@@ -31,3 +31,16 @@ def frnet(frnet_ckpt):
     from lrface.checkpoints import load_frnet
 
     return load_frnet(frnet_ckpt)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_ray_at_exit():
+    """Tests that start a local Ray share it; it is shut down once, at the end."""
+    yield
+    import sys
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()

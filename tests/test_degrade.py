@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from lrface.data.degrade import DegradeConfig, SurveillanceConfig, downsample, make_lr, parse_size
+
+
+def _face(seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (112, 96, 3), dtype=np.uint8)
+
+
+def test_default_sizes_and_pil_bicubic():
+    face = _face()
+    lr = make_lr(face, DegradeConfig(), "s1")
+    assert {k: v.shape for k, v in lr.items()} == {
+        "28x24": (28, 24, 3), "14x12": (14, 12, 3), "7x6": (7, 6, 3), "16x16": (16, 16, 3)
+    }
+    expected = np.array(Image.fromarray(face).resize((12, 14), Image.Resampling.BICUBIC))
+    assert np.array_equal(lr["14x12"], expected)
+    # anti-aliased: a 1-px checkerboard averages to grey instead of aliasing
+    checker = ((np.indices((112, 96)).sum(0) % 2) * 255).astype(np.uint8)
+    small = downsample(np.stack([checker] * 3, -1), (7, 6))
+    assert np.abs(small.astype(int) - 128).max() < 20
+
+
+def test_surveillance_is_seeded_and_differs_from_clean():
+    face = _face(2)
+    surv = DegradeConfig(surveillance=SurveillanceConfig(enabled=True, seed=3, noise_sigma=(4.0, 8.0)))
+    a = make_lr(face, surv, "id/1")
+    b = make_lr(face, surv, "id/1")
+    c = make_lr(face, surv, "id/2")
+    clean = make_lr(face, DegradeConfig(), "id/1")
+    for k in a:
+        assert np.array_equal(a[k], b[k]) and a[k].shape == clean[k].shape
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+    assert all(not np.array_equal(a[k], clean[k]) for k in a)
+
+
+def test_config_from_dict_validates():
+    cfg = DegradeConfig.from_dict({"sizes": ["14x12"], "kernel": "bicubic",
+                                   "surveillance": {"enabled": True, "blur_sigma": [0.5, 1.0]}})
+    assert cfg.sizes == ("14x12",) and cfg.surveillance.blur_sigma == (0.5, 1.0)
+    with pytest.raises(ValueError, match="kernel"):
+        DegradeConfig.from_dict({"kernel": "magic"})
+    with pytest.raises(ValueError, match="unknown"):
+        DegradeConfig.from_dict({"sizez": []})
+    with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+        parse_size("fourteen")
