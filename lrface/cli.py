@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("lrface.commands.info", "run", "show the configured SRNet and FRNet: parameters, size"),
     "align": ("lrface.commands.data", "run_align", "detect and align the faces of a dataset (Ray)"),
     "shards": ("lrface.commands.data", "run_shards", "degrade aligned faces and write Parquet shards"),
+    "evaluate": ("lrface.commands.evaluate", "run", "LFW cross-resolution verification table and reports"),
 }
 
 

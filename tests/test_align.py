@@ -80,3 +80,23 @@ def test_landmarks_file_skips_detection(tmp_path):
     (tmp_path / "bad.txt").write_text("a.jpg 1 2 3\n")
     with pytest.raises(ValueError, match="bad.txt:1"):
         read_landmarks_file(tmp_path / "bad.txt")
+
+
+def test_fallback_landmarks_only_where_no_face_is_found(tmp_path):
+    from PIL import Image
+
+    grad = np.tile(np.linspace(0, 255, 250, dtype=np.uint8), (250, 1))
+    Image.fromarray(np.stack([grad] * 3, -1)).save(tmp_path / "noface.png")
+    lm = SPHEREFACE_TEMPLATE * 2 + 20
+    real = "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
+    fallback = {"noface.png": lm, real: lm + 40}
+
+    class FakeDetector:
+        def detect_batch(self, images):
+            return [[Face((90, 60, 170, 190), 0.99, lm + 1)] if im.mean() < 120 else [] for im in images]
+
+    al = Aligner(AlignConfig(), detector=FakeDetector(), fallback=fallback)
+    a, b = al.align_many([(str(tmp_path / "noface.png"), "noface.png"),
+                          (str(LFW_DIR / "lfw-deepfunneled" / real), real)])
+    assert a.ok and a.landmark_source == "fallback" and np.array_equal(a.landmarks, lm)
+    assert b.ok and b.landmark_source == "mtcnn" and np.array_equal(b.landmarks, lm + 1)

@@ -13,9 +13,9 @@ def _png(img: Image.Image, **kw) -> bytes:
     return buf.getvalue()
 
 
-def _reason(data: bytes, limits=DecodeLimits()) -> str:
+def _reason(data: bytes, limits: DecodeLimits | None = None) -> str:
     with pytest.raises(BadImage) as e:
-        decode_rgb(data, "x/file.img", limits)
+        decode_rgb(data, "x/file.img", limits or DecodeLimits())
     assert "x/file.img" in str(e.value)
     return e.value.reason
 

@@ -17,7 +17,8 @@ def run_align(args: argparse.Namespace) -> int:
     from lrface.data.prepare import run_align as align
 
     summary = align(params_from_args(args), args.dataset, progress=not args.no_progress)
-    print(json.dumps({k: summary[k] for k in ("dataset", "counts", "faces_per_second")}, indent=2))
+    keys = ("dataset", "counts", "detection_rate", "faces_per_second")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     if "landmarks_vs_reference" in summary:
         print("landmarks vs reference:", json.dumps(summary["landmarks_vs_reference"]))
     return 0

@@ -177,11 +177,13 @@ class Aligner:
         config: AlignConfig = AlignConfig(),
         reference: dict[str, np.ndarray] | None = None,
         detector: MTCNNDetector | None = None,
+        fallback: dict[str, np.ndarray] | None = None,
     ) -> None:
         if config.policy not in POLICIES:
             raise ValueError(f"align.policy must be one of {POLICIES}, got {config.policy!r}")
         self.config = config
-        self.reference = reference or {}
+        self.reference = reference or {}  # landmarks that replace detection
+        self.fallback = fallback or {}  # landmarks used only where detection finds no face
         self._detector = detector
 
     @property
@@ -208,22 +210,26 @@ class Aligner:
                 results[i] = AlignResult(True, face=warp_face(image, lm), landmarks=lm, n_faces=1,
                                          landmark_source="file", image_hw=image.shape[:2])
             else:
-                pending.setdefault(image.shape, []).append((i, image))
+                pending.setdefault(image.shape, []).append((i, image, rel))
         for group in pending.values():
             try:
-                detections = self.detector.detect_batch([im for _, im in group])
+                detections = self.detector.detect_batch([im for _, im, _ in group])
             except Exception as e:  # a detector failure rejects these images, never the run
-                for i, im in group:
+                for i, im, _ in group:
                     results[i] = AlignResult(False, "detector error", f"{type(e).__name__}: {e}",
                                              image_hw=im.shape[:2])
                 continue
-            for (i, image), faces in zip(group, detections, strict=True):
-                results[i] = self._from_faces(image, faces)
+            for (i, image, rel), faces in zip(group, detections, strict=True):
+                results[i] = self._from_faces(image, faces, rel)
         return [r for r in results if r is not None]
 
-    def _from_faces(self, image: np.ndarray, faces: list[Face]) -> AlignResult:
+    def _from_faces(self, image: np.ndarray, faces: list[Face], rel: str) -> AlignResult:
         hw = (image.shape[0], image.shape[1])
         faces = [f for f in faces if f.score >= self.config.min_score]
+        if not faces and rel in self.fallback:
+            lm = self.fallback[rel]
+            return AlignResult(True, face=warp_face(image, lm), landmarks=lm, n_faces=0,
+                               landmark_source="fallback", image_hw=hw)
         if not faces:
             return AlignResult(False, "no face", image_hw=hw)
         face = choose_face(faces, self.config.policy, hw)

@@ -58,6 +58,7 @@ class DatasetSpec:
     limit: int | None = None
     drop_duplicates: bool = False
     landmarks_file: str | None = None
+    fallback_landmarks: str | None = None
     reference_landmarks: str | None = None
 
     @classmethod
@@ -102,8 +103,9 @@ def dataset_dir(params: Params, name: str) -> Path:
 class _AlignWorker:
     """A Ray Data actor: one Aligner (one MTCNN, one TensorFlow thread) per actor."""
 
-    def __init__(self, config: AlignConfig, reference: dict[str, np.ndarray]) -> None:
-        self.aligner = Aligner(config, reference)
+    def __init__(self, config: AlignConfig, reference: dict[str, np.ndarray],
+                 fallback: dict[str, np.ndarray]) -> None:
+        self.aligner = Aligner(config, reference, fallback=fallback)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         results = self.aligner.align_many(list(zip(batch["path"], batch["rel"], strict=True)))
@@ -160,6 +162,8 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
         raise ValueError(f"dataset {dataset!r} has no input images")
     digests, dup_of = _hash_inputs(records)
     reference = read_landmarks_file(_data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
+    fallback = (read_landmarks_file(_data_path(params, spec.fallback_landmarks))
+                if spec.fallback_landmarks else {})
 
     todo = [i for i, d in enumerate(dup_of) if not (spec.drop_duplicates and d is not None)]
     t0 = time.time()
@@ -171,7 +175,7 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     )
     ds = ds.map_batches(
         _AlignWorker,
-        fn_constructor_kwargs={"config": config, "reference": reference},
+        fn_constructor_kwargs={"config": config, "reference": reference, "fallback": fallback},
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
@@ -215,7 +219,10 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
             "rejected": sum(reasons.values()),
             "rejected_by_reason": dict(sorted(reasons.items())),
             "duplicates_kept": sum(1 for i, d in enumerate(dup_of) if d and i in results),
+            "landmark_source": dict(sorted(Counter(
+                str(r["landmark_source"]) for r in results.values() if r["ok"]).items())),
         },
+        "detection_rate": _detection_rate(results),
         "faces_per_second": round(len(todo) / seconds, 2),
         "workers": workers,
         "align": asdict(config),
@@ -228,6 +235,14 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     assert summary["counts"]["in"] == summary["counts"]["aligned"] + summary["counts"]["rejected"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _detection_rate(results: dict[int, dict[str, Any]]) -> float | None:
+    """Share of decodable images that needed detection in which MTCNN found a face."""
+    sources = Counter(str(r["landmark_source"]) for r in results.values() if r["ok"])
+    no_face = sum(1 for r in results.values() if not r["ok"] and r["reason"] == "no face")
+    tried = sources["mtcnn"] + sources["fallback"] + no_face
+    return round(sources["mtcnn"] / tried, 6) if tried else None
 
 
 def _base_row(r: ImageRecord, digest: str | None) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Evaluation protocols (LFW cross-resolution, QMUL-SurvFace), metrics and reports."""

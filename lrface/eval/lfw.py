@@ -1,0 +1,191 @@
+"""LFW View-2 cross-resolution verification (6,000 pairs, 10 folds).
+
+The gallery (first image of each pair) stays 112x96; the probe (second image) is taken at a low
+resolution from the shards (7x6, 14x12, 16x16, 28x24), restored by the method under test and
+resized to 112x96. Features are ``concat(f(x), f(hflip(x)))``; accuracy follows the 10-fold
+recipe in :mod:`lrface.eval.verification`; ROC/AUC/TAR use plain cosine scores over all pairs.
+
+Each distinct image is embedded once per (method, resolution): the 112x96 features of all
+7,701 images are shared by the gallery side of every method and by the ``hr`` row, and cached
+on disk keyed by the shard manifest and FRNet checkpoint digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from lrface.data.shards import ShardSet, lr_column, manifest_digest
+from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
+from lrface.data.tensors import png_to_tensor
+from lrface.eval.methods import Restorer
+from lrface.eval.verification import Roc, auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
+from lrface.models.mobilefacenet import FrozenFRNet
+
+HR_SIZE = "112x96"
+
+
+@dataclass
+class LfwData:
+    """Pairs, and the shard rows (by relative path) of every image they use."""
+
+    pairs: list[Pair]
+    table: pa.Table
+    row_of: dict[str, int]
+    manifest_sha256: str
+    gallery_rows: np.ndarray = field(init=False)
+    probe_rows: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gallery_rows = np.array([self.row_of[p.a] for p in self.pairs])
+        self.probe_rows = np.array([self.row_of[p.b] for p in self.pairs])
+
+    @property
+    def same(self) -> np.ndarray:
+        return np.array([p.same for p in self.pairs])
+
+    @property
+    def folds(self) -> np.ndarray:
+        return np.array([p.fold for p in self.pairs])
+
+
+def load_lfw(shards: ShardSet, pairs_path: str | Path, folds: Sequence[int] | None = None) -> LfwData:
+    """Open the LFW shards and pairs; a pair whose image is not in the shards is an error."""
+    pairs = read_lfw_pairs(pairs_path)
+    if folds is not None:
+        pairs = [p for p in pairs if p.fold in set(folds)]
+    table = shards.read_table(["source_path", "hr_png", *[lr_column(s) for s in shards.sizes]])
+    row_of = {p: i for i, p in enumerate(table.column("source_path").to_pylist())}
+    rejected = {r["source_path"]: r["reason"] for r in shards.manifest.get("rejected", [])}
+    for p in pairs:
+        for rel in (p.a, p.b):
+            if rel not in row_of:
+                why = f"rejected at alignment ({rejected[rel]})" if rel in rejected else "not in the shards"
+                raise PairsFileError(f"{pairs_path}:{p.line}: image {rel} is {why} ({shards.manifest_path})")
+    return LfwData(pairs, table, row_of, manifest_digest(shards.manifest_path))
+
+
+@torch.inference_mode()
+def embed_rows(
+    frnet: FrozenFRNet,
+    table: pa.Table,
+    rows: np.ndarray,
+    column: str,
+    restorer: Restorer | None = None,
+    batch_size: int = 128,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """256-d flip features of ``table[column][rows]``, restored to 112x96 by ``restorer``."""
+    col = table.column(column)
+    out = np.empty((len(rows), 256), np.float32)
+    for start in range(0, len(rows), batch_size):
+        idx = rows[start : start + batch_size]
+        x = png_to_tensor([col[int(i)].as_py() for i in idx])
+        if restorer is not None:
+            x = restorer(x)
+        if tuple(x.shape[-2:]) != (112, 96):
+            raise ValueError(f"faces for FRNet must be 112x96, got {tuple(x.shape[-2:])} from {column}")
+        out[start : start + len(idx)] = frnet.embed_flip(x).numpy()
+        if progress:
+            progress(len(idx))
+    return out
+
+
+@dataclass
+class Result:
+    """One cell of the table: a method at a probe resolution."""
+
+    method: str
+    size: str
+    acc: float
+    acc_std: float
+    auc: float
+    tar_at_far_1e3: float
+    fold_accuracies: list[float]
+    roc: Roc = field(repr=False)
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "size": self.size, "acc": self.acc, "acc_std": self.acc_std,
+                "auc": self.auc, "tar@far=1e-3": self.tar_at_far_1e3, "fold_accuracies": self.fold_accuracies}
+
+
+def score(method: str, size: str, feat_a: np.ndarray, feat_b: np.ndarray, data: LfwData) -> Result:
+    folds = kfold_accuracy(feat_a, feat_b, data.same, data.folds)
+    roc = roc_curve(cosine_scores(feat_a, feat_b), data.same)
+    return Result(method, size, folds.mean, folds.std, auc(roc), tar_at_far(roc, 1e-3),
+                  [float(a) for a in folds.accuracies], roc)
+
+
+class LfwEvaluator:
+    """Runs methods x resolutions over the pairs, embedding each distinct image once."""
+
+    def __init__(self, frnet: FrozenFRNet, data: LfwData, frnet_sha256: str, cache_dir: Path | None = None,
+                 batch_size: int = 128, progress: bool = True) -> None:
+        self.frnet = frnet
+        self.data = data
+        self.batch_size = batch_size
+        self.cache_dir = cache_dir
+        self.frnet_sha256 = frnet_sha256
+        self.progress = progress
+        self._hr: np.ndarray | None = None
+
+    def _bar(self, total: int, desc: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, mininterval=2.0)
+
+    def _cached(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if self.cache_dir is None:
+            return compute()
+        digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{key}".encode()).hexdigest()
+        path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
+        if path.is_file():
+            return np.load(path)
+        feats = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path.with_suffix(".tmp.npy"), feats)
+        path.with_suffix(".tmp.npy").replace(path)
+        return feats
+
+    def hr_features(self) -> np.ndarray:
+        """112x96 features of every image any pair uses (indexed by shard row)."""
+        if self._hr is None:
+            rows = np.unique(np.r_[self.data.gallery_rows, self.data.probe_rows])
+
+            def compute() -> np.ndarray:
+                with self._bar(len(rows), "features 112x96") as bar:
+                    f = embed_rows(self.frnet, self.data.table, rows, "hr_png", None, self.batch_size, bar.update)
+                full = np.zeros((self.data.table.num_rows, 256), np.float32)
+                full[rows] = f
+                return full
+
+            self._hr = self._cached("hr", compute)
+        return self._hr
+
+    def probe_features(self, restorer: Restorer, size: str, cache: bool = False) -> np.ndarray:
+        """Features of each pair's probe at ``size`` restored by ``restorer`` (one per pair)."""
+        rows = np.unique(self.data.probe_rows)
+
+        def compute() -> np.ndarray:
+            with self._bar(len(rows), f"{restorer.name} {size}") as bar:
+                f = embed_rows(self.frnet, self.data.table, rows, lr_column(size), restorer,
+                               self.batch_size, bar.update)
+            return f
+
+        feats = self._cached(f"{restorer.name}/{size}", compute) if cache else compute()
+        pos = np.searchsorted(rows, self.data.probe_rows)
+        return feats[pos]
+
+    def evaluate_hr(self) -> Result:
+        hr = self.hr_features()
+        return score("hr", HR_SIZE, hr[self.data.gallery_rows], hr[self.data.probe_rows], self.data)
+
+    def evaluate(self, restorer: Restorer, size: str, cache: bool = False) -> Result:
+        gallery = self.hr_features()[self.data.gallery_rows]
+        return score(restorer.name, size, gallery, self.probe_features(restorer, size, cache), self.data)

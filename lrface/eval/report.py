@@ -1,0 +1,145 @@
+"""Evaluation reports: the methods x resolutions table (Markdown, CSV, JSON), ROC curves and
+an SR comparison grid (PNG), and the complexity numbers (sizes, ms per verified pair)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lrface.eval.lfw import HR_SIZE, Result
+from lrface.eval.methods import Restorer
+
+SIZE_ORDER = ["7x6", "14x12", "16x16", "28x24", HR_SIZE]
+
+
+def _sizes(results: Sequence[Result]) -> list[str]:
+    present = {r.size for r in results}
+    return [s for s in SIZE_ORDER if s in present] + sorted(present - set(SIZE_ORDER))
+
+
+def _methods(results: Sequence[Result]) -> list[str]:
+    return list(dict.fromkeys(r.method for r in results))
+
+
+def table_markdown(results: Sequence[Result]) -> str:
+    """Accuracy (mean +- std over 10 folds, %) per method and probe resolution."""
+    sizes, cell = _sizes(results), {(r.method, r.size): r for r in results}
+    lines = ["| method | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    for m in _methods(results):
+        row = [f"{100 * cell[m, s].acc:.2f} ± {100 * cell[m, s].acc_std:.2f}" if (m, s) in cell else "—"
+               for s in sizes]
+        lines.append(f"| {m} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(results: Sequence[Result], out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "lfw_table.md", "csv": out / "lfw_table.csv", "json": out / "lfw_results.json"}
+    paths["md"].write_text("LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution\n\n"
+                           + table_markdown(results))
+    with open(paths["csv"], "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["method", "size", "acc", "acc_std", "auc", "tar@far=1e-3"])
+        for r in results:
+            w.writerow([r.method, r.size, f"{r.acc:.6f}", f"{r.acc_std:.6f}", f"{r.auc:.6f}",
+                        f"{r.tar_at_far_1e3:.6f}"])
+    paths["json"].write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return paths
+
+
+def metrics_dict(results: Sequence[Result]) -> dict[str, Any]:
+    """Nested metrics for ``metrics.json`` (``dvc metrics show``) and flat MLflow names."""
+    out: dict[str, Any] = {}
+    for r in results:
+        out.setdefault(r.method, {})[f"acc@{r.size}"] = round(r.acc, 6)
+        out[r.method][f"auc@{r.size}"] = round(r.auc, 6)
+        out[r.method][f"tar_far1e-3@{r.size}"] = round(r.tar_at_far_1e3, 6)
+    return out
+
+
+def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
+    """One ROC figure per probe resolution, every method on it (log FAR axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hr = [r for r in results if r.method == "hr"]
+    paths = []
+    for size in [s for s in _sizes(results) if s != HR_SIZE]:
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+        for r in [*hr, *[r for r in results if r.size == size]]:
+            ax.plot(np.maximum(r.roc.fpr, 1e-4), r.roc.tpr, label=f"{r.method} (AUC {r.auc:.3f})")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-4, 1)
+        ax.set_ylim(0, 1.01)
+        ax.set_xlabel("false accept rate")
+        ax.set_ylabel("true accept rate")
+        ax.set_title(f"LFW, probe {size} -> 112x96")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="lower right", fontsize=7)
+        fig.tight_layout()
+        path = out / f"roc_{size}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def sr_grid(hr: torch.Tensor, lr_by_size: dict[str, torch.Tensor], restorers: Sequence[Restorer], path: Path) -> Path:
+    """Rows: each face at each LR size; columns: LR (nearest) | each restorer | HR."""
+    from PIL import Image, ImageDraw
+
+    from lrface.eval.methods import to_face_size
+
+    tiles: list[list[np.ndarray]] = []
+    for size, lr in lr_by_size.items():
+        outs = [r(lr) for r in restorers]
+        lr_big = torch.nn.functional.interpolate(lr, size=(112, 96), mode="nearest")
+        for i in range(hr.shape[0]):
+            tiles.append([_to_uint8(lr_big[i]), *[_to_uint8(to_face_size(o[i : i + 1])[0]) for o in outs],
+                          _to_uint8(hr[i])])
+        del size
+    header = ["LR", *[r.name[-18:] for r in restorers], "HR"]
+    cols, h, w, top = len(header), 112, 96, 14
+    canvas = Image.new("RGB", (cols * w, top + len(tiles) * h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, name in enumerate(header):
+        draw.text((c * w + 2, 1), name, fill="black")
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            canvas.paste(Image.fromarray(tile), (c * w, top + r * h))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def ms_per_pair(frnet, restorer: Restorer, batch: int, repeats: int = 3, size=(28, 24)) -> float:
+    """Wall ms per verified pair: restore the probe, embed probe and gallery (with flips), compare."""
+    probe = torch.rand(batch, 3, *size)
+    gallery = torch.rand(batch, 3, 112, 96)
+
+    def once() -> None:
+        with torch.inference_mode():
+            a = frnet.embed_flip(gallery)
+            b = frnet.embed_flip(restorer(probe))
+            torch.nn.functional.cosine_similarity(a, b)
+
+    once()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times)) / batch

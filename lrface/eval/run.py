@@ -1,0 +1,101 @@
+"""``lrface evaluate``: the LFW cross-resolution table for hr, bicubic and any SRNets, with reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrface.checkpoints import load_frnet, sha256_file
+from lrface.config import Params
+from lrface.data.prepare import DatasetSpec, _data_path, open_shards
+from lrface.data.tensors import png_to_tensor
+from lrface.eval import report
+from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
+from lrface.eval.methods import Bicubic, Restorer, SRNetRestorer, load_restorer
+from lrface.models import model_size
+
+
+@dataclass
+class EvalOutput:
+    results: list[Result]
+    out_dir: Path
+    files: dict[str, Path]
+    metrics: dict[str, Any]
+
+
+def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: bool = True) -> EvalOutput:
+    """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
+    cfg = params.section("evaluate")
+    specs = list(methods if methods is not None else cfg.get("methods") or [])
+    if "bicubic" not in specs:
+        specs.insert(0, "bicubic")
+    isr = params.section("loss").get("isr_resize", "bicubic")
+    restorers: list[Restorer] = [load_restorer(s, isr) for s in specs]
+    frnet_path = params.path("frnet_checkpoint")
+    frnet = load_frnet(frnet_path)
+    spec = DatasetSpec.from_params(params, cfg.get("dataset", "lfw"))
+    shards = open_shards(params, spec.name)
+    data = load_lfw(shards, _data_path(params, spec.pairs), spec.folds)
+    out = params.path("work_dir") / cfg.get("out_dir", "reports")
+    ev = LfwEvaluator(frnet, data, sha256_file(frnet_path), cache_dir=out / "cache",
+                      batch_size=int(cfg.get("batch_size", 128)), progress=progress)
+
+    results = [ev.evaluate_hr()]
+    for size in cfg["sizes"]:
+        for r in restorers:
+            results.append(ev.evaluate(r, size, cache=isinstance(r, Bicubic)))
+    files = report.write_tables(results, out)
+    for i, p in enumerate(report.plot_rocs(results, out)):
+        files[f"roc{i}"] = p
+    files["grid"] = _grid(data, restorers, cfg, out / "sr_grid.png")
+    complexity = _complexity(frnet, restorers)
+    files["complexity"] = out / "complexity.json"
+    files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
+    metrics = {"lfw": report.metrics_dict(results), "pairs": len(data.pairs),
+               "manifest_sha256": data.manifest_sha256}
+    files["metrics"] = out / "metrics.json"
+    files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    return EvalOutput(results, out, files, metrics)
+
+
+def _grid(data, restorers, cfg, path: Path) -> Path:
+    n = int(cfg.get("grid_pairs", 6))
+    # fixed, spread-out probes: the first same-identity pair of each of the first n folds
+    picks = [next(i for i, p in enumerate(data.pairs) if p.fold == f and p.same)
+             for f in sorted({p.fold for p in data.pairs})[:n]]
+    rows = data.probe_rows[picks]
+    col = lambda c: png_to_tensor([data.table.column(c)[int(i)].as_py() for i in rows])  # noqa: E731
+    lr = {s: col(f"lr_{s}_png") for s in ("7x6", "14x12", "28x24") if s in cfg["sizes"]}
+    return report.sr_grid(col("hr_png"), lr, restorers, path)
+
+
+def _complexity(frnet, restorers: list[Restorer]) -> dict[str, Any]:
+    out: dict[str, Any] = {"frnet": _size(frnet.net), "methods": {}}
+    for r in restorers:
+        entry = {"ms_per_pair@28x24_batch1": round(report.ms_per_pair(frnet, r, 1), 3),
+                 "ms_per_pair@28x24_batch64": round(report.ms_per_pair(frnet, r, 64), 3)}
+        if isinstance(r, SRNetRestorer):
+            entry.update(_size(r.model))
+        out["methods"][r.name] = entry
+    return out
+
+
+def _size(m) -> dict[str, Any]:
+    s = model_size(m)
+    return {"params": s.params, "mb": round(s.megabytes, 3)}
+
+
+def summarize(output: EvalOutput) -> str:
+    lines = [report.table_markdown(output.results)]
+    best = max((r for r in output.results if r.method != "hr"), key=lambda r: r.acc, default=None)
+    if best is not None:
+        lines.append(f"reports in {output.out_dir}")
+    return "\n".join(lines)
+
+
+def fold_table(results: list[Result]) -> np.ndarray:
+    return np.array([r.fold_accuracies for r in results])
