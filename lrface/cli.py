@@ -16,7 +16,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("lrface.commands.info", "run", "show the configured SRNet and FRNet: parameters, size"),
     "align": ("lrface.commands.data", "run_align", "detect and align the faces of a dataset (Ray)"),
     "shards": ("lrface.commands.data", "run_shards", "degrade aligned faces and write Parquet shards"),
+    "train": ("lrface.commands.train", "run", "train SRNet with the joint loss on Ray Train"),
     "evaluate": ("lrface.commands.evaluate", "run", "LFW cross-resolution verification table and reports"),
+    "compare": ("lrface.commands.compare", "run", "compare registered SRNet versions; promote a champion"),
 }
 
 
@@ -63,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module, func, _ = COMMANDS[args.command]
         return int(_load(module, func)(args) or 0)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"lrface {args.command}: error: {e}", file=sys.stderr)
         return 1
 

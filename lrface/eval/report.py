@@ -54,13 +54,17 @@ def write_tables(results: Sequence[Result], out: Path) -> dict[str, Path]:
     return paths
 
 
+def result_metrics(r: Result) -> dict[str, float]:
+    """Metric names of one cell, e.g. ``acc_14x12`` (MLflow allows no '@' in names)."""
+    return {f"acc_{r.size}": round(r.acc, 6), f"acc_std_{r.size}": round(r.acc_std, 6),
+            f"auc_{r.size}": round(r.auc, 6), f"tar_far1e-3_{r.size}": round(r.tar_at_far_1e3, 6)}
+
+
 def metrics_dict(results: Sequence[Result]) -> dict[str, Any]:
-    """Nested metrics for ``metrics.json`` (``dvc metrics show``) and flat MLflow names."""
+    """Nested ``{method: {acc_14x12: ...}}`` for ``metrics.json`` (``dvc metrics show``)."""
     out: dict[str, Any] = {}
     for r in results:
-        out.setdefault(r.method, {})[f"acc@{r.size}"] = round(r.acc, 6)
-        out[r.method][f"auc@{r.size}"] = round(r.auc, 6)
-        out[r.method][f"tar_far1e-3@{r.size}"] = round(r.tar_at_far_1e3, 6)
+        out.setdefault(r.method, {}).update(result_metrics(r))
     return out
 
 
@@ -91,38 +95,6 @@ def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
         plt.close(fig)
         paths.append(path)
     return paths
-
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def sr_grid(hr: torch.Tensor, lr_by_size: dict[str, torch.Tensor], restorers: Sequence[Restorer], path: Path) -> Path:
-    """Rows: each face at each LR size; columns: LR (nearest) | each restorer | HR."""
-    from PIL import Image, ImageDraw
-
-    from lrface.eval.methods import to_face_size
-
-    tiles: list[list[np.ndarray]] = []
-    for size, lr in lr_by_size.items():
-        outs = [r(lr) for r in restorers]
-        lr_big = torch.nn.functional.interpolate(lr, size=(112, 96), mode="nearest")
-        for i in range(hr.shape[0]):
-            tiles.append([_to_uint8(lr_big[i]), *[_to_uint8(to_face_size(o[i : i + 1])[0]) for o in outs],
-                          _to_uint8(hr[i])])
-        del size
-    header = ["LR", *[r.name[-18:] for r in restorers], "HR"]
-    cols, h, w, top = len(header), 112, 96, 14
-    canvas = Image.new("RGB", (cols * w, top + len(tiles) * h), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c, name in enumerate(header):
-        draw.text((c * w + 2, 1), name, fill="black")
-    for r, row in enumerate(tiles):
-        for c, tile in enumerate(row):
-            canvas.paste(Image.fromarray(tile), (c * w, top + r * h))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
 
 
 def ms_per_pair(frnet, restorer: Restorer, batch: int, repeats: int = 3, size=(28, 24)) -> float:

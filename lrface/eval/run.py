@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from lrface.checkpoints import load_frnet, sha256_file
 from lrface.config import Params
 from lrface.data.prepare import DatasetSpec, _data_path, open_shards
@@ -17,6 +15,7 @@ from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Bicubic, Restorer, SRNetRestorer, load_restorer
 from lrface.models import model_size
+from lrface.viz import sr_grid
 
 
 @dataclass
@@ -25,9 +24,11 @@ class EvalOutput:
     out_dir: Path
     files: dict[str, Path]
     metrics: dict[str, Any]
+    run_ids: dict[str, str]
 
 
-def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: bool = True) -> EvalOutput:
+def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: bool = True,
+                 track: bool = True) -> EvalOutput:
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
     cfg = params.section("evaluate")
     specs = list(methods if methods is not None else cfg.get("methods") or [])
@@ -37,11 +38,12 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     restorers: list[Restorer] = [load_restorer(s, isr) for s in specs]
     frnet_path = params.path("frnet_checkpoint")
     frnet = load_frnet(frnet_path)
+    frnet_sha = sha256_file(frnet_path)
     spec = DatasetSpec.from_params(params, cfg.get("dataset", "lfw"))
     shards = open_shards(params, spec.name)
     data = load_lfw(shards, _data_path(params, spec.pairs), spec.folds)
     out = params.path("work_dir") / cfg.get("out_dir", "reports")
-    ev = LfwEvaluator(frnet, data, sha256_file(frnet_path), cache_dir=out / "cache",
+    ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=out / "cache",
                       batch_size=int(cfg.get("batch_size", 128)), progress=progress)
 
     results = [ev.evaluate_hr()]
@@ -57,9 +59,17 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
     metrics = {"lfw": report.metrics_dict(results), "pairs": len(data.pairs),
                "manifest_sha256": data.manifest_sha256}
+    run_ids: dict[str, str] = {}
+    if track:
+        from lrface.eval.registry import log_evaluation
+        from lrface.tracking import setup_mlflow
+
+        setup_mlflow(params)
+        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name)
+        metrics["mlflow_runs"] = run_ids
     files["metrics"] = out / "metrics.json"
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
-    return EvalOutput(results, out, files, metrics)
+    return EvalOutput(results, out, files, metrics, run_ids)
 
 
 def _grid(data, restorers, cfg, path: Path) -> Path:
@@ -70,7 +80,7 @@ def _grid(data, restorers, cfg, path: Path) -> Path:
     rows = data.probe_rows[picks]
     col = lambda c: png_to_tensor([data.table.column(c)[int(i)].as_py() for i in rows])  # noqa: E731
     lr = {s: col(f"lr_{s}_png") for s in ("7x6", "14x12", "28x24") if s in cfg["sizes"]}
-    return report.sr_grid(col("hr_png"), lr, restorers, path)
+    return sr_grid(col("hr_png"), lr, [(r.name, r) for r in restorers], path)
 
 
 def _complexity(frnet, restorers: list[Restorer]) -> dict[str, Any]:
@@ -87,15 +97,3 @@ def _complexity(frnet, restorers: list[Restorer]) -> dict[str, Any]:
 def _size(m) -> dict[str, Any]:
     s = model_size(m)
     return {"params": s.params, "mb": round(s.megabytes, 3)}
-
-
-def summarize(output: EvalOutput) -> str:
-    lines = [report.table_markdown(output.results)]
-    best = max((r for r in output.results if r.method != "hr"), key=lambda r: r.acc, default=None)
-    if best is not None:
-        lines.append(f"reports in {output.out_dir}")
-    return "\n".join(lines)
-
-
-def fold_table(results: list[Result]) -> np.ndarray:
-    return np.array([r.fold_accuracies for r in results])

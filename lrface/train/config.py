@@ -1,0 +1,62 @@
+"""The ``train`` section of params.yaml as a typed config."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    alpha: float = 0.5
+    steps: int = 1500
+    batch_size: int = 32  # global: split evenly across workers
+    lr: float = 1e-3
+    lr_step: int = 1000  # StepLR step size, in optimiser steps
+    lr_gamma: float = 0.5
+    factors: tuple[int, ...] = (4, 8, 16)
+    flip: bool = True
+    seed: int = 0
+    checkpoint_every: int = 100
+    validate_every: int = 250
+    log_every: int = 10
+    val_max_faces: int = 256
+    num_workers: int = 2
+    use_gpu: bool = False
+    threads_per_worker: int = 1
+    max_failures: int = 2
+    num_to_keep: int = 2
+    dataset: str = "train"
+    name: str | None = None
+    storage_path: str = "ray_results"  # under paths.work_dir unless absolute
+    register: bool = True
+    alphas: tuple[float, ...] = field(default=(0.0, 0.5))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown train params: {sorted(unknown)}")
+        d = dict(d)
+        for k in ("factors", "alphas"):
+            if k in d:
+                d[k] = tuple(d[k])
+        cfg = cls(**d)
+        bad = [f for f in cfg.factors if f not in FACTOR_SIZES]
+        if bad:
+            raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
+        if cfg.batch_size % cfg.num_workers:
+            raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")
+        if cfg.steps < 1 or cfg.checkpoint_every < 1 or cfg.validate_every < 1:
+            raise ValueError("train.steps, checkpoint_every and validate_every must be >= 1")
+        return cfg
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"srnet-alpha{self.alpha:g}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,235 @@
+"""The driver side of SRNet training: checks, Ray Data inputs, the TorchTrainer, MLflow, registry.
+
+``run_training`` fails fast (missing FRNet checkpoint, corrupt shards) before any worker starts,
+creates or reuses the job's MLflow run (one per job name + storage path, so a resumed or
+restarted job never makes a duplicate), runs ``TorchTrainer.fit`` (resuming from the latest
+checkpoint under ``storage_path/name`` when there is one), then saves the final SRNet, logs it as
+an MLflow pyfunc model and registers it as ``lrface-srnet`` with its alpha and scale as tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
+from lrface.config import Params, flatten
+from lrface.data.prepare import open_shards
+from lrface.data.shards import lr_column, manifest_digest
+from lrface.models.srnet import SRNet, SRNetConfig
+from lrface.train.config import FACTOR_SIZES, TrainConfig
+from lrface.train.srnet import STATE_FILE, train_loop_per_worker
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainOutput:
+    name: str
+    model_path: Path
+    metrics: dict[str, Any]
+    mlflow_run_id: str | None
+    model_version: str | None
+    checkpoint_path: str
+
+
+def train_config(params: Params, alpha: float | None = None, name: str | None = None) -> TrainConfig:
+    cfg = TrainConfig.from_dict(params.section("train"))
+    if alpha is not None:
+        cfg = replace(cfg, alpha=float(alpha))
+    if name is not None:
+        cfg = replace(cfg, name=name)
+    return cfg
+
+
+# Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
+# (steps, logging, checkpointing and worker counts can change and the run resumes.)
+IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "flip", "seed", "dataset")
+
+
+def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str) -> str:
+    """``<run name>-<hash of model, loss, training identity and input shards>``."""
+    ident = {"model": params.section("model"), "loss": params.section("loss"),
+             "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{cfg.run_name}-{digest[:8]}"
+
+
+def storage_dir(params: Params, cfg: TrainConfig) -> Path:
+    p = Path(cfg.storage_path)
+    return p if p.is_absolute() else params.path("work_dir") / p
+
+
+def model_dir(params: Params, cfg: TrainConfig) -> Path:
+    return params.path("work_dir") / "models" / cfg.run_name
+
+
+def _mlflow_run(params: Params, job: str, storage: Path, tags: dict[str, str]) -> tuple[str, str]:
+    """The job's MLflow run: reused when the same job (name + storage) runs again."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from lrface.tracking import setup_mlflow
+
+    exp_id = setup_mlflow(params)
+    client = MlflowClient()
+    found = client.search_runs(
+        [exp_id],
+        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{storage}'",
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id, mlflow.get_tracking_uri()
+    run = client.create_run(exp_id, run_name=job, tags=tags)
+    flat = {k: str(v)[:500] for k, v in flatten({k: v for k, v in params.items()}).items()}
+    flat.update({f"train.{k}": str(v) for k, v in tags.items() if k == "alpha"})
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in flat.items()]
+    for i in range(0, len(items), 100):
+        client.log_batch(run.info.run_id, params=items[i : i + 100])
+    return run.info.run_id, mlflow.get_tracking_uri()
+
+
+def _dvc_hash(path: Path) -> str:
+    """The md5 DVC recorded for ``path`` in dvc.lock (empty if not found)."""
+    import yaml
+
+    lock = Path("dvc.lock")
+    if not lock.is_file():
+        return ""
+    try:
+        stages = yaml.safe_load(lock.read_text()).get("stages", {})
+    except Exception:
+        return ""
+    for stage in stages.values():
+        for out in stage.get("outs", []):
+            if Path(out.get("path", "")).resolve() == path.resolve():
+                return str(out.get("md5", ""))
+    return ""
+
+
+def run_training(params: Params, alpha: float | None = None, name: str | None = None,
+                 fault: dict[str, Any] | None = None, track: bool = True) -> TrainOutput:
+    """Train SRNet for one alpha on Ray Train; see the module docstring."""
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from lrface.ray_env import init_ray
+    from lrface.tracking import git_commit
+
+    cfg = train_config(params, alpha, name)
+    mcfg = SRNetConfig.from_dict(params.section("model"))
+    frnet_path = params.path("frnet_checkpoint")
+    try:  # fail before any worker starts, naming the file
+        load_frnet(frnet_path)
+    except (FileNotFoundError, CheckpointError) as e:
+        raise type(e)(f"FRNet checkpoint unusable: {e}") from e
+    shards = open_shards(params, cfg.dataset)
+    shards.verify()
+    storage = storage_dir(params, cfg)
+    storage.mkdir(parents=True, exist_ok=True)
+    job = job_name(params, cfg, manifest_digest(shards.manifest_path))
+
+    tags = {
+        "lrface.kind": "training", "lrface.train_name": cfg.run_name, "lrface.train_job": job,
+        "lrface.storage_path": str(storage),
+        "lrface.git_commit": git_commit(), "lrface.shards_manifest_sha256": manifest_digest(shards.manifest_path),
+        "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": sha256_file(frnet_path),
+        "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
+    }
+    run_id, tracking_uri = _mlflow_run(params, job, storage, tags) if track else (None, None)
+
+    address = (params.get("ray") or {}).get("address")
+    local = not address or address == "local"
+    init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
+             if local else None)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
+    columns = ["split", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
+    ds = shards.ray_dataset(columns=columns, verify=False)
+    train_ds = ds.filter(lambda r: r["split"] == "train")
+    val_ds = ds.filter(lambda r: r["split"] == "val")
+    heartbeat = storage / job / "heartbeat"
+    loop_config = {
+        "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
+        "frnet_checkpoint": str(frnet_path), "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
+        "heartbeat_dir": str(heartbeat), "fault": fault or {},
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
+            resources_per_worker={"CPU": cfg.threads_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
+        ),
+        run_config=ray.train.RunConfig(
+            name=job, storage_path=str(storage),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.num_to_keep),
+        ),
+        datasets={"train": train_ds, "val": val_ds},
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    metrics = dict(result.metrics or {})
+    if metrics.get("status") == "non_finite":
+        last = result.checkpoint.path if result.checkpoint else "none"
+        raise NonFiniteLossError(f"{cfg.run_name}: loss became {metrics.get('loss')} at step "
+                                 f"{metrics.get('step')}; stopped. Last good checkpoint: {last}")
+    if result.checkpoint is None:
+        raise RuntimeError(f"{cfg.run_name}: training finished without a checkpoint")
+    with result.checkpoint.as_directory() as d:
+        state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
+    model = SRNet(SRNetConfig.from_dict(state["model_config"]))
+    model.load_state_dict(state["model"])
+    out_dir = model_dir(params, cfg)
+    model_path = save_srnet(model, out_dir / "srnet.pt", extra={"step": int(state["step"]), "alpha": cfg.alpha})
+    summary = {"name": cfg.run_name, "job": job, "alpha": cfg.alpha, "step": int(state["step"]),
+               "final_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+               "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path}
+    version = _log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
+    summary["model_version"] = version
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return TrainOutput(cfg.run_name, model_path, metrics, run_id, version, result.checkpoint.path)
+
+
+def _log_and_register(model_path: Path, run_id: str | None, cfg: TrainConfig, mcfg: SRNetConfig) -> str | None:
+    """Log the SRNet as a pyfunc model in the run and register it, once per run."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from lrface.tracking import (
+        CHECKPOINT_ARTIFACT,
+        PIP_REQUIREMENTS,
+        REGISTERED_MODEL,
+        srnet_pyfunc_class,
+    )
+
+    if run_id is None:
+        return None
+    client = MlflowClient()
+    existing = client.get_run(run_id).data.tags.get("lrface.model_version")
+    if existing:
+        return existing
+    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as d:
+        ckpt = Path(d) / CHECKPOINT_ARTIFACT
+        ckpt.write_bytes(model_path.read_bytes())
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=srnet_pyfunc_class()(), artifacts={"checkpoint": str(ckpt)},
+            pip_requirements=PIP_REQUIREMENTS,
+        )
+        mv = mlflow.register_model(info.model_uri, REGISTERED_MODEL,
+                                   tags={"alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale)})
+        mlflow.set_tag("lrface.model_version", mv.version)
+        mlflow.set_tag("lrface.model_uri", f"models:/{REGISTERED_MODEL}/{mv.version}")
+    return mv.version

@@ -1,0 +1,187 @@
+"""SRNet training on a real local Ray cluster with tiny real data: tracking, resume, failures."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from lrface.config import load_params
+from tests.conftest import LFW_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Params + shards of 120 real faces (LFW identities outside pairs.txt, reference landmarks)."""
+    from lrface.data.prepare import run_align, run_shards
+
+    root = tmp_path_factory.mktemp("train")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_root": str(LFW_DIR.parent), "work_dir": str(root / "work"),
+                       "frnet_checkpoint": str(LFW_DIR.parents[1] / "weights" / "mobilefacenet_casia_112x96.ckpt")}
+    params["data"]["datasets"] = {"train": {
+        "role": "train", "sources": [{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
+        "test_pairs": "lfw/pairs.txt", "val_fraction": 0.2, "limit": 120, "drop_duplicates": True,
+        "landmarks_file": "lfw/reference_landmarks.txt"}}
+    params["train"].update(steps=12, batch_size=8, checkpoint_every=4, validate_every=6, log_every=2,
+                           val_max_faces=16, max_failures=2)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    p = load_params(path)
+    assert run_align(p, "train", progress=False)["counts"]["aligned"] == 120
+    run_shards(p, "train")
+    return path
+
+
+def _client(params_path):
+    from mlflow import MlflowClient
+
+    from lrface.tracking import setup_mlflow
+
+    setup_mlflow(load_params(params_path))
+    return MlflowClient()
+
+
+def _training_runs(client, name):
+    exps = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(exps, f"tags.`lrface.train_name` = '{name}'")
+
+
+def _cli(params_path, *args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "lrface.cli", "--params", str(params_path), *args],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, **kw)
+
+
+class _heartbeat:
+    """The heartbeat file of rank ``rank`` of the (hash-suffixed) job named ``name``."""
+
+    def __init__(self, params, name, rank):
+        self.root, self.pattern = params.path("work_dir") / "ray_results", f"{name}-*/heartbeat/rank{rank}.json"
+
+    def is_file(self):
+        return any(self.root.glob(self.pattern))
+
+    def read_text(self):
+        return next(self.root.glob(self.pattern)).read_text()
+
+
+def _wait_step(heartbeat, at_least: int, proc, timeout=240) -> dict:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if heartbeat.is_file():
+            try:
+                hb = json.loads(heartbeat.read_text())
+            except json.JSONDecodeError:
+                hb = {}
+            if hb.get("step", 0) >= at_least:
+                return hb
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early:\n{proc.stdout.read()[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError("no progress")
+
+
+def test_train_registers_a_model_that_serves_any_size(tiny):
+    import mlflow.pyfunc
+
+    from lrface.train.job import run_training
+
+    out = run_training(load_params(tiny), alpha=0.5, name="e2e")
+    assert out.metrics["step"] == 12 and out.metrics["status"] == "done"
+    for k in ("val/idcos_14x12", "val_bicubic/idcos_14x12", "val/psnr_7x6", "val/ssim_28x24"):
+        assert np.isfinite(out.metrics[k])
+    client = _client(tiny)
+    runs = _training_runs(client, "e2e")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["alpha"] == "0.5" and run.data.tags["lrface.git_commit"]
+    assert run.data.tags["lrface.shards_manifest_sha256"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [2, 4, 6, 8, 10, 12]
+    arts = [a.path for a in client.list_artifacts(run.info.run_id, "sr_grids")]
+    assert len(arts) == 2  # validations at steps 6 and 12
+    mv = client.get_model_version("lrface-srnet", out.model_version)
+    assert mv.tags["alpha"] == "0.5" and mv.tags["scale"] == "4"
+    model = mlflow.pyfunc.load_model(f"models:/lrface-srnet/{out.model_version}")
+    for shape in [(2, 3, 7, 6), (1, 3, 28, 24), (3, 3, 16, 16)]:
+        y = model.predict(np.random.rand(*shape).astype(np.float32))
+        assert y.shape == (shape[0], 3, shape[2] * 4, shape[3] * 4)
+    # Running the finished job again resumes at its end: no new run, no new version.
+    again = run_training(load_params(tiny), alpha=0.5, name="e2e")
+    assert again.model_version == out.model_version and len(_training_runs(client, "e2e")) == 1
+
+
+def test_stopped_job_resumes_from_its_checkpoint(tiny):
+    params = load_params(tiny)
+    proc = _cli(tiny, "-S", "train.steps=40", "-S", "train.log_every=1", "train", "--alpha", "0",
+                "--name", "resume")
+    _wait_step(_heartbeat(params, "resume", 0), 9, proc)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole job: driver and its Ray
+    proc.wait()
+    time.sleep(2)
+    proc = _cli(tiny, "-S", "train.steps=40", "-S", "train.log_every=1", "train", "--alpha", "0",
+                "--name", "resume")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    client = _client(tiny)
+    runs = _training_runs(client, "resume")
+    assert len(runs) == 1
+    resumed = client.get_metric_history(runs[0].info.run_id, "train/resumed_from_step")
+    assert resumed and resumed[0].value >= 8 and resumed[0].value % 4 == 0
+    steps = sorted({m.step for m in client.get_metric_history(runs[0].info.run_id, "train/loss")})
+    assert steps == list(range(1, 41))  # continuous
+
+
+def test_killed_worker_recovers_from_checkpoint(tiny):
+    params = load_params(tiny)
+    proc = _cli(tiny, "-S", "train.steps=30", "-S", "train.log_every=1", "train", "--alpha", "0",
+                "--name", "killw")
+    hb = _wait_step(_heartbeat(params, "killw", 1), 10, proc)
+    os.kill(hb["pid"], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    client = _client(tiny)
+    runs = _training_runs(client, "killw")
+    assert len(runs) == 1
+    run_id = runs[0].info.run_id
+    assert client.get_metric_history(run_id, "train/resumed_from_step")[0].value >= 8
+    steps = sorted({m.step for m in client.get_metric_history(run_id, "train/loss")})
+    assert steps == list(range(1, 31))
+    summary = json.loads((params.path("work_dir") / "models" / "killw" / "train_summary.json").read_text())
+    assert summary["step"] == 30
+
+
+def test_non_finite_loss_stops_with_clear_error(tiny):
+    from lrface.train.job import NonFiniteLossError, run_training
+
+    with pytest.raises(NonFiniteLossError, match=r"step 6.*Last good checkpoint: .*checkpoint") as e:
+        run_training(load_params(tiny), alpha=0.0, name="nan", fault={"nan_at_step": 6})
+    assert "nan" in str(e.value).lower()
+    ckpts = sorted((load_params(tiny).path("work_dir") / "ray_results").glob("nan-*/checkpoint_*"))
+    assert ckpts  # the step-4 checkpoint is kept
+
+
+def test_missing_or_wrong_frnet_fails_before_workers(tiny, tmp_path):
+    import ray
+
+    from lrface.checkpoints import CheckpointError, save_srnet
+    from lrface.models import SRNet
+    from lrface.train.job import run_training
+
+    missing = tmp_path / "nope.ckpt"
+    p = load_params(tiny, {"paths.frnet_checkpoint": str(missing)})
+    was_up = ray.is_initialized()
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        run_training(p, alpha=0.5, name="bad-frnet")
+    wrong = save_srnet(SRNet(), tmp_path / "srnet_not_frnet.pt")
+    with pytest.raises(CheckpointError, match="srnet_not_frnet.pt"):
+        run_training(load_params(tiny, {"paths.frnet_checkpoint": str(wrong)}), alpha=0.5, name="bad-frnet")
+    assert ray.is_initialized() == was_up  # nothing was started
