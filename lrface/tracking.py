@@ -82,9 +82,9 @@ def resolve_version(uri: str) -> tuple[str, str] | None:
     client = MlflowClient()
     if "@" in ref:
         name, alias = ref.split("@", 1)
-        return name, client.get_model_version_by_alias(name, alias).version
+        return name, str(client.get_model_version_by_alias(name, alias).version)
     name, _, version = ref.rpartition("/")
-    return name, version
+    return name, str(version)
 
 
 def srnet_pyfunc_class() -> Any:

@@ -65,7 +65,7 @@ def load_restorer(spec: str, isr_resize: str = "bicubic") -> Restorer:
     if spec == "bicubic":
         return Bicubic()
     if spec.startswith(("models:/", "runs:/")):
-        from lrface.registry import load_srnet_uri
+        from lrface.tracking import load_srnet_uri
 
         return SRNetRestorer(load_srnet_uri(spec), name=spec, isr_resize=isr_resize)
     from lrface.checkpoints import load_srnet

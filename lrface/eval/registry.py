@@ -84,7 +84,7 @@ def comparison(metric_prefix: str = "lfw/") -> list[Row]:
         if aliases:
             label += " [" + ",".join(aliases) + "]"
         metrics = _pick(runs[0].data.metrics, metric_prefix) if runs else {}
-        rows.append(Row(label, v.version, metrics, runs[0].info.run_id if runs else ""))
+        rows.append(Row(label, str(v.version), metrics, runs[0].info.run_id if runs else ""))
     return rows
 
 
@@ -113,7 +113,7 @@ def promote(metric: str, alias: str = "champion") -> dict[str, Any]:
     best = max(rows, key=lambda r: r.metrics[metric])
     client = MlflowClient()
     try:
-        current = client.get_model_version_by_alias(REGISTERED_MODEL, alias).version
+        current = str(client.get_model_version_by_alias(REGISTERED_MODEL, alias).version)
     except Exception:
         current = None
     current_value = next((r.metrics[metric] for r in rows if r.version == current), None)

@@ -31,7 +31,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
                  track: bool = True) -> EvalOutput:
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
     cfg = params.section("evaluate")
-    specs = list(methods if methods is not None else cfg.get("methods") or [])
+    specs = expand_methods(params, list(methods if methods is not None else cfg.get("methods") or []))
     if "bicubic" not in specs:
         specs.insert(0, "bicubic")
     isr = params.section("loss").get("isr_resize", "bicubic")
@@ -43,7 +43,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     shards = open_shards(params, spec.name)
     data = load_lfw(shards, _data_path(params, spec.pairs), spec.folds)
     out = params.path("work_dir") / cfg.get("out_dir", "reports")
-    ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=out / "cache",
+    ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=params.path("work_dir") / "cache" / "features",
                       batch_size=int(cfg.get("batch_size", 128)), progress=progress)
 
     results = [ev.evaluate_hr()]
@@ -67,9 +67,29 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         setup_mlflow(params)
         run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name)
         metrics["mlflow_runs"] = run_ids
-    files["metrics"] = out / "metrics.json"
+    files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
     return EvalOutput(results, out, files, metrics, run_ids)
+
+
+def expand_methods(params: Params, specs: list[str]) -> list[str]:
+    """``trained`` -> the model of each ``train.alphas`` under ``<work_dir>/models``: its registered
+    version (``models:/lrface-srnet/N``) when it has one, else its checkpoint path."""
+    out: list[str] = []
+    for spec in specs:
+        if spec != "trained":
+            out.append(spec)
+            continue
+        from lrface.train.job import model_dir, train_config
+
+        for alpha in params.section("train")["alphas"]:
+            d = model_dir(params, train_config(params, alpha))
+            summary = d / "train_summary.json"
+            if not summary.is_file():
+                raise FileNotFoundError(f"no trained model for alpha={alpha}: {summary} (run lrface train)")
+            version = json.loads(summary.read_text()).get("model_version")
+            out.append(f"models:/lrface-srnet/{version}" if version else str(d / "srnet.pt"))
+    return out
 
 
 def _grid(data, restorers, cfg, path: Path) -> Path:

@@ -230,6 +230,6 @@ def _log_and_register(model_path: Path, run_id: str | None, cfg: TrainConfig, mc
         )
         mv = mlflow.register_model(info.model_uri, REGISTERED_MODEL,
                                    tags={"alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale)})
-        mlflow.set_tag("lrface.model_version", mv.version)
+        mlflow.set_tag("lrface.model_version", str(mv.version))
         mlflow.set_tag("lrface.model_uri", f"models:/{REGISTERED_MODEL}/{mv.version}")
-    return mv.version
+    return str(mv.version)

@@ -1,0 +1,135 @@
+"""LFW protocol on a small real subset, evaluation runs in MLflow, compare and promotion."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lrface.config import load_params
+from tests.conftest import LFW_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_lfw(tmp_path_factory):
+    """2 folds x (12 same + 12 different) real LFW pairs, aligned with the reference landmarks."""
+    from lrface.data.prepare import run_align, run_shards
+
+    root = tmp_path_factory.mktemp("eval")
+    lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
+    body = []
+    for fold in range(2):
+        block = lines[600 * fold : 600 * fold + 600]
+        body += block[:12] + block[300:312]
+    (root / "pairs.txt").write_text("2 12\n" + "\n".join(body) + "\n")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_root": str(LFW_DIR.parent), "work_dir": str(root / "work"),
+                       "frnet_checkpoint": str(LFW_DIR.parents[1] / "weights" / "mobilefacenet_casia_112x96.ckpt")}
+    params["data"]["datasets"] = {"lfw": {
+        "role": "test", "sources": [{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
+        "pairs": str(root / "pairs.txt"), "landmarks_file": "lfw/reference_landmarks.txt"}}
+    params["evaluate"].update(methods=[], sizes=["7x6", "28x24"], grid_pairs=2, batch_size=32)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    p = load_params(path)
+    run_align(p, "lfw", progress=False)
+    run_shards(p, "lfw")
+    return path
+
+
+def _register(client, alpha, path):
+    from lrface.models import SRNetConfig
+    from lrface.train.config import TrainConfig
+    from lrface.train.job import _log_and_register
+
+    run = client.create_run(client.get_experiment_by_name("lrface").experiment_id)
+    return _log_and_register(path, run.info.run_id, TrainConfig(alpha=alpha), SRNetConfig())
+
+
+def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
+    from mlflow import MlflowClient
+
+    from lrface.checkpoints import save_srnet
+    from lrface.eval.registry import comparison, comparison_markdown, promote
+    from lrface.eval.run import evaluate_lfw
+    from lrface.models import SRNet, SRNetConfig
+    from lrface.tracking import setup_mlflow
+
+    p = load_params(small_lfw)
+    setup_mlflow(p)
+    client = MlflowClient()
+    torch.manual_seed(0)
+    paths = [save_srnet(SRNet(SRNetConfig(n_blocks=1)), tmp_path / f"m{i}.pt") for i in range(2)]
+    versions = [_register(client, a, path) for a, path in zip((0.0, 0.5), paths, strict=True)]
+    out = evaluate_lfw(p, [f"models:/lrface-srnet/{v}" for v in versions], progress=False)
+
+    cells = {(r.method, r.size): r for r in out.results}
+    assert set(cells) == {("hr", "112x96")} | {(m, s) for m in ["bicubic", *[f"models:/lrface-srnet/{v}" for v in versions]]
+                                                for s in ("7x6", "28x24")}
+    hr = cells["hr", "112x96"]
+    assert hr.acc >= 0.85 and len(hr.fold_accuracies) == 2  # real faces, real checkpoint
+    assert cells["bicubic", "28x24"].auc > cells["bicubic", "7x6"].auc - 0.05
+    for r in out.results:
+        assert 0 <= r.acc <= 1 and 0 <= r.auc <= 1 and 0 <= r.tar_at_far_1e3 <= 1
+    for name in ("lfw_table.md", "lfw_table.csv", "lfw_results.json", "roc_7x6.png", "roc_28x24.png",
+                 "sr_grid.png", "complexity.json"):
+        assert (out.out_dir / name).is_file(), name
+    assert "| hr |" in (out.out_dir / "lfw_table.md").read_text()
+    metrics = json.loads(out.files["metrics"].read_text())
+    assert metrics["lfw"]["bicubic"]["acc_7x6"] == pytest.approx(cells["bicubic", "7x6"].acc, abs=1e-6)
+    complexity = json.loads((out.out_dir / "complexity.json").read_text())
+    assert complexity["frnet"]["params"] == 999_552
+    assert complexity["methods"]["bicubic"]["ms_per_pair@28x24_batch64"] > 0
+
+    # one evaluation run per method, linked to the model version it evaluated
+    run = client.get_run(out.run_ids[f"models:/lrface-srnet/{versions[1]}"])
+    assert run.data.tags["lrface.model_version"] == versions[1]
+    assert run.data.tags["lrface.manifest_sha256"] == out.metrics["manifest_sha256"]
+    assert "lfw/acc_7x6" in run.data.metrics and "lfw/tar_far1e-3_28x24" in run.data.metrics
+    assert any(a.path == "report" for a in client.list_artifacts(run.info.run_id))
+
+    rows = comparison()
+    assert [r.label.split(" ")[0] for r in rows][:2] == ["hr", "bicubic"]
+    table = comparison_markdown(rows)
+    assert f"lrface-srnet v{versions[0]}" in table and "7x6" in table
+
+    # promotion: best version by metric, only when it beats the current champion
+    first = promote("acc_28x24")
+    assert first["moved"] and first["best_version"] in versions
+    champion = str(client.get_model_version_by_alias("lrface-srnet", "champion").version)
+    worse = [v for v in versions if v != champion][0]
+    run_id = out.run_ids[f"models:/lrface-srnet/{worse}"]
+    client.log_metric(run_id, "lfw/acc_28x24", 0.0)  # make the other clearly worse
+    again = promote("acc_28x24")
+    assert not again["moved"] and again["previous_version"] == champion
+
+
+def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
+    from lrface.data.shards import ShardSet
+    from lrface.data.sources import PairsFileError
+    from lrface.eval.lfw import LfwEvaluator, load_lfw
+    from lrface.eval.methods import SRNetRestorer
+    from lrface.models import SRNet, SRNetConfig
+
+    p = load_params(small_lfw)
+    shards = ShardSet(p.path("work_dir") / "lfw" / "shards")
+    data = load_lfw(shards, p.path("work_dir").parent / "pairs.txt")
+
+    class Shrinker(SRNet):
+        def forward(self, lr):
+            return super().forward(lr)[..., :-1]
+
+    ev = LfwEvaluator(pytest.importorskip("lrface.checkpoints").load_frnet(p.path("frnet_checkpoint")),
+                      data, "x", progress=False)
+    with pytest.raises(ValueError, match="expected"):
+        ev.evaluate(SRNetRestorer(Shrinker(SRNetConfig(n_blocks=1)), name="shrinker"), "7x6")
+
+    lines = (p.path("work_dir").parent / "pairs.txt").read_text().splitlines()
+    lines[3] = "Nobody_Here\t1\t2"
+    (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(PairsFileError, match=r"pairs.txt:4: image Nobody_Here/Nobody_Here_0001.jpg"):
+        load_lfw(shards, tmp_path / "pairs.txt")
+    assert np.isfinite(ev.evaluate_hr().acc)
