@@ -87,6 +87,17 @@ def resolve_version(uri: str) -> tuple[str, str] | None:
     return name, str(version)
 
 
+def describe_model(uri: str) -> str:
+    """``models:/lrface-srnet/3`` -> ``lrface-srnet v3 (alpha=0.5)`` for tables; the URI otherwise."""
+    from mlflow import MlflowClient
+
+    resolved = resolve_version(uri)
+    if not resolved:
+        return uri
+    mv = MlflowClient().get_model_version(*resolved)
+    return f"{resolved[0]} v{resolved[1]} (alpha={mv.tags.get('alpha', '?')})"
+
+
 def srnet_pyfunc_class() -> Any:
     """A pyfunc wrapper so ``mlflow.pyfunc.load_model`` serves SRNet on any size and batch."""
     import mlflow.pyfunc

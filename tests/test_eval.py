@@ -67,8 +67,8 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     out = evaluate_lfw(p, [f"models:/lrface-srnet/{v}" for v in versions], progress=False)
 
     cells = {(r.method, r.size): r for r in out.results}
-    assert set(cells) == {("hr", "112x96")} | {(m, s) for m in ["bicubic", *[f"models:/lrface-srnet/{v}" for v in versions]]
-                                                for s in ("7x6", "28x24")}
+    names = [f"lrface-srnet v{v} (alpha={a})" for v, a in zip(versions, ("0", "0.5"), strict=True)]
+    assert set(cells) == {("hr", "112x96")} | {(m, s) for m in ["bicubic", *names] for s in ("7x6", "28x24")}
     hr = cells["hr", "112x96"]
     assert hr.acc >= 0.85 and len(hr.fold_accuracies) == 2  # real faces, real checkpoint
     assert cells["bicubic", "28x24"].auc > cells["bicubic", "7x6"].auc - 0.05
@@ -85,7 +85,7 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert complexity["methods"]["bicubic"]["ms_per_pair@28x24_batch64"] > 0
 
     # one evaluation run per method, linked to the model version it evaluated
-    run = client.get_run(out.run_ids[f"models:/lrface-srnet/{versions[1]}"])
+    run = client.get_run(out.run_ids[names[1]])
     assert run.data.tags["lrface.model_version"] == versions[1]
     assert run.data.tags["lrface.manifest_sha256"] == out.metrics["manifest_sha256"]
     assert "lfw/acc_7x6" in run.data.metrics and "lfw/tar_far1e-3_28x24" in run.data.metrics
@@ -101,7 +101,7 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert first["moved"] and first["best_version"] in versions
     champion = str(client.get_model_version_by_alias("lrface-srnet", "champion").version)
     worse = [v for v in versions if v != champion][0]
-    run_id = out.run_ids[f"models:/lrface-srnet/{worse}"]
+    run_id = out.run_ids[names[versions.index(worse)]]
     client.log_metric(run_id, "lfw/acc_28x24", 0.0)  # make the other clearly worse
     again = promote("acc_28x24")
     assert not again["moved"] and again["previous_version"] == champion

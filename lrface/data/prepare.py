@@ -72,7 +72,7 @@ class DatasetSpec:
         return spec
 
 
-def _data_path(params: Params, rel: str | None) -> Path | None:
+def data_path(params: Params, rel: str | None) -> Path | None:
     if rel is None:
         return None
     p = Path(rel)
@@ -84,13 +84,13 @@ def dataset_records(params: Params, spec: DatasetSpec) -> list[ImageRecord]:
     if spec.role == "test":
         if len(spec.sources) != 1 or spec.pairs is None:
             raise ValueError(f"test dataset {spec.name!r} needs one source and a pairs file")
-        pairs = read_lfw_pairs(_data_path(params, spec.pairs))
+        pairs = read_lfw_pairs(data_path(params, spec.pairs))
         if spec.folds is not None:
             pairs = [p for p in pairs if p.fold in set(spec.folds)]
-        records = lfw_pair_records(pairs, _data_path(params, spec.sources[0]["root"]), spec.sources[0]["name"])
+        records = lfw_pair_records(pairs, data_path(params, spec.sources[0]["root"]), spec.sources[0]["name"])
         return records[: spec.limit] if spec.limit else records
-    sources = [(s["name"], _data_path(params, s["root"])) for s in spec.sources]
-    return training_records(sources, _data_path(params, spec.test_pairs), spec.limit)
+    sources = [(s["name"], data_path(params, s["root"])) for s in spec.sources]
+    return training_records(sources, data_path(params, spec.test_pairs), spec.limit)
 
 
 def dataset_dir(params: Params, name: str) -> Path:
@@ -161,8 +161,8 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     if not records:
         raise ValueError(f"dataset {dataset!r} has no input images")
     digests, dup_of = _hash_inputs(records)
-    reference = read_landmarks_file(_data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
-    fallback = (read_landmarks_file(_data_path(params, spec.fallback_landmarks))
+    reference = read_landmarks_file(data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
+    fallback = (read_landmarks_file(data_path(params, spec.fallback_landmarks))
                 if spec.fallback_landmarks else {})
 
     todo = [i for i, d in enumerate(dup_of) if not (spec.drop_duplicates and d is not None)]
@@ -230,7 +230,7 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     }
     if spec.reference_landmarks:
         summary["landmarks_vs_reference"] = _landmark_agreement(
-            records, results, read_landmarks_file(_data_path(params, spec.reference_landmarks))
+            records, results, read_landmarks_file(data_path(params, spec.reference_landmarks))
         )
     assert summary["counts"]["in"] == summary["counts"]["aligned"] + summary["counts"]["rejected"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -307,7 +307,7 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
     manifest = {
         "dataset": dataset,
         "role": spec.role,
-        "source_root": str(_data_path(params, spec.sources[0]["root"])) if spec.role == "test" else None,
+        "source_root": str(data_path(params, spec.sources[0]["root"])) if spec.role == "test" else None,
         "counts": counts,
         "splits": dict(sorted(splits.items())),
         "identities": len({r["identity"] for r in aligned if r["status"] == "aligned"}),

@@ -43,9 +43,11 @@ class Bicubic:
 class SRNetRestorer:
     """SRNet x4, then resized to 112x96 (``isr_resize``) like ISR in the loss."""
 
-    def __init__(self, model: SRNet, name: str = "srnet", isr_resize: str = "bicubic") -> None:
+    def __init__(self, model: SRNet, name: str = "srnet", isr_resize: str = "bicubic",
+                 uri: str | None = None) -> None:
         self.model = model.eval()
         self.name = name
+        self.uri = uri  # where it came from (checkpoint path or MLflow model URI)
         self.isr_resize = isr_resize
 
     @torch.inference_mode()
@@ -65,10 +67,11 @@ def load_restorer(spec: str, isr_resize: str = "bicubic") -> Restorer:
     if spec == "bicubic":
         return Bicubic()
     if spec.startswith(("models:/", "runs:/")):
-        from lrface.tracking import load_srnet_uri
+        from lrface.tracking import describe_model, load_srnet_uri
 
-        return SRNetRestorer(load_srnet_uri(spec), name=spec, isr_resize=isr_resize)
+        return SRNetRestorer(load_srnet_uri(spec), name=describe_model(spec), isr_resize=isr_resize, uri=spec)
     from lrface.checkpoints import load_srnet
 
     path = Path(spec)
-    return SRNetRestorer(load_srnet(path), name=path.stem, isr_resize=isr_resize)
+    name = path.parent.name if path.stem == "srnet" and path.parent.name else path.stem
+    return SRNetRestorer(load_srnet(path), name=name, isr_resize=isr_resize, uri=str(path))

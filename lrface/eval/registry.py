@@ -20,8 +20,8 @@ KIND_TAG = "lrface.kind"
 
 
 def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha256: str,
-                   frnet_sha256: str, dataset: str = "lfw") -> dict[str, str]:
-    """One run per method; returns ``{method: run_id}``."""
+                   frnet_sha256: str, dataset: str = "lfw", uris: dict[str, str] | None = None) -> dict[str, str]:
+    """One run per method (``uris`` maps a method's name to its model URI); ``{method: run_id}``."""
     import mlflow
 
     run_ids: dict[str, str] = {}
@@ -30,12 +30,12 @@ def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha25
         tags = {KIND_TAG: "evaluation", "lrface.method": method, "lrface.dataset": dataset,
                 "lrface.manifest_sha256": manifest_sha256, "lrface.frnet_sha256": frnet_sha256,
                 "lrface.git_commit": commit}
-        version = resolve_version(method)
+        uri = (uris or {}).get(method)
+        version = resolve_version(uri) if uri else None
+        if uri:
+            tags["lrface.model_uri"] = uri
         if version:
-            tags.update({"lrface.model_uri": method, "lrface.registered_model": version[0],
-                         "lrface.model_version": version[1]})
-        elif method not in ("hr", "bicubic"):
-            tags["lrface.model_uri"] = method
+            tags.update({"lrface.registered_model": version[0], "lrface.model_version": version[1]})
         with mlflow.start_run(run_name=f"eval {dataset} {method}", tags=tags) as run:
             metrics: dict[str, float] = {}
             for r in results:

@@ -9,7 +9,7 @@ from typing import Any
 
 from lrface.checkpoints import load_frnet, sha256_file
 from lrface.config import Params
-from lrface.data.prepare import DatasetSpec, _data_path, open_shards
+from lrface.data.prepare import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
@@ -41,7 +41,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     frnet_sha = sha256_file(frnet_path)
     spec = DatasetSpec.from_params(params, cfg.get("dataset", "lfw"))
     shards = open_shards(params, spec.name)
-    data = load_lfw(shards, _data_path(params, spec.pairs), spec.folds)
+    data = load_lfw(shards, data_path(params, spec.pairs), spec.folds)
     out = params.path("work_dir") / cfg.get("out_dir", "reports")
     ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=params.path("work_dir") / "cache" / "features",
                       batch_size=int(cfg.get("batch_size", 128)), progress=progress)
@@ -65,7 +65,8 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         from lrface.tracking import setup_mlflow
 
         setup_mlflow(params)
-        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name)
+        uris = {r.name: r.uri for r in restorers if getattr(r, "uri", None)}
+        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris)
         metrics["mlflow_runs"] = run_ids
     files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
