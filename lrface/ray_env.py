@@ -16,6 +16,9 @@ LOOPBACK_ENV = {
 }
 
 
+_started_local = False
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
     """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) or start a
     loopback-only local Ray when it is empty/``"local"``. No-op if Ray is already up."""
@@ -23,9 +26,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
 
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
+    global _started_local
     if ray.is_initialized():
-        return
+        too_small = num_cpus is not None and ray.cluster_resources().get("CPU", 0) < num_cpus
+        if not (_started_local and too_small and (address or "local") == "local"):
+            return
+        ray.shutdown()  # our own local Ray, started smaller than this job needs: restart it
     address = address or os.environ.get("LRFACE_RAY_ADDRESS") or "local"
+    _started_local = address == "local"
     if address == "local":
         ray.init(
             address="local",

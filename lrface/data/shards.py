@@ -185,10 +185,24 @@ class ShardSet:
                 raise ShardError(f"shard {path} has {table.num_rows} rows, manifest says {s.rows}")
             yield table
 
-    def ray_dataset(self, columns: list[str] | None = None, verify: bool = True):
-        """The shards as a Ray Dataset (``ray.data.read_parquet``), checksums verified first."""
+    def ray_dataset(self, columns: list[str] | None = None, verify: bool = True, split: str | None = None,
+                    num_cpus: float | None = None):
+        """The shards as a Ray Dataset (``ray.data.read_parquet``), checksums verified first.
+
+        ``split`` filters rows in the Parquet scan (no extra Ray task); ``num_cpus`` sets the
+        read tasks' CPU request (training passes a small one so reads never wait behind the
+        CPUs its workers hold).
+        """
         import ray.data
+        from ray.data.expressions import col
 
         if verify:
             self.verify()
-        return ray.data.read_parquet([str(p) for p in self.paths], columns=columns)
+        kwargs = {} if num_cpus is None else {"num_cpus": num_cpus}
+        read_cols = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
+        ds = ray.data.read_parquet([str(p) for p in self.paths], columns=read_cols, **kwargs)
+        if split is not None:
+            ds = ds.filter(expr=col("split") == split)  # pushed into the Parquet scan
+            if columns is not None and "split" not in columns:
+                ds = ds.select_columns(columns)
+        return ds

@@ -155,15 +155,13 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
              if local else None)
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
-    columns = ["split", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
-    ds = shards.ray_dataset(columns=columns, verify=False)
-    train_ds = ds.filter(lambda r: r["split"] == "train")
-    val_ds = ds.filter(lambda r: r["split"] == "val")
+    columns = ["hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
+    train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0)
     heartbeat = storage / job / "heartbeat"
     loop_config = {
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
         "frnet_checkpoint": str(frnet_path), "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
-        "heartbeat_dir": str(heartbeat), "fault": fault or {},
+        "heartbeat_dir": str(heartbeat), "fault": fault or {}, "shards_manifest": str(shards.manifest_path),
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -177,8 +175,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.num_to_keep),
         ),
-        datasets={"train": train_ds, "val": val_ds},
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        datasets={"train": train_ds},
     )
     result = trainer.fit()
     metrics = dict(result.metrics or {})

@@ -27,8 +27,8 @@ import torch
 import torch.distributed as dist
 
 from lrface.checkpoints import load_frnet
-from lrface.data.shards import lr_column
-from lrface.data.tensors import png_to_tensor
+from lrface.data.shards import ShardSet, lr_column
+from lrface.data.tensors import iter_face_batches, png_to_tensor
 from lrface.losses import JointLoss, resize
 from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
 from lrface.models.srnet import SRNet, SRNetConfig
@@ -65,21 +65,17 @@ class Validator:
     """Held-out faces (disjoint identities): PSNR/SSIM of SR vs MR and identity cosine
     ``cos(f(ISR), f(HR))`` per scale, beside bicubic's (computed once)."""
 
-    def __init__(self, val_iter, frnet, factors, max_faces: int, isr_resize: str, device) -> None:
+    def __init__(self, shards: ShardSet, frnet, factors, max_faces: int, isr_resize: str, device) -> None:
         self.frnet = frnet
         self.sizes = [FACTOR_SIZES[f] for f in factors]
         self.isr_resize = isr_resize
         self.device = device
-        cols: dict[str, list] = {"hr_png": [], **{lr_column(s): [] for s in self.sizes}}
-        for batch in val_iter.iter_batches(batch_size=128, batch_format="numpy"):
-            for c in cols:
-                cols[c].extend(batch[c])
-            if len(cols["hr_png"]) >= max_faces:
-                break
-        if not cols["hr_png"]:
+        cols = ["hr_png", *[lr_column(s) for s in self.sizes]]
+        batches = list(iter_face_batches(shards, cols, batch_size=max_faces, split="val", verify=False))
+        if not batches:
             raise RuntimeError("validation split is empty: raise data.datasets.<train>.val_fraction")
-        self.hr = _decode(cols["hr_png"][:max_faces]).to(device)
-        self.lr = {s: _decode(cols[lr_column(s)][:max_faces]).to(device) for s in self.sizes}
+        self.hr = batches[0]["hr_png"].to(device)
+        self.lr = {s: batches[0][lr_column(s)].to(device) for s in self.sizes}
         with torch.inference_mode():
             self.f_hr = frnet(self.hr)
         self.baseline = self._scores(lambda lr, size: resize(lr, size, "bicubic"))
@@ -177,7 +173,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
     validator = None
     if rank == 0:
-        validator = Validator(ray.train.get_dataset_shard("val"), frnet, tcfg.factors, tcfg.val_max_faces,
+        validator = Validator(ShardSet(config["shards_manifest"]), frnet, tcfg.factors, tcfg.val_max_faces,
                               config["loss"].get("isr_resize", "bicubic"), device)
     if restored:
         log.metrics({"train/resumed_from_step": step}, step)
