@@ -78,7 +78,7 @@ def embed_rows(
     rows: np.ndarray,
     column: str,
     restorer: Restorer | None = None,
-    batch_size: int = 128,
+    batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """256-d flip features of ``table[column][rows]``, restored to 112x96 by ``restorer``."""
@@ -126,7 +126,7 @@ class LfwEvaluator:
     """Runs methods x resolutions over the pairs, embedding each distinct image once."""
 
     def __init__(self, frnet: FrozenFRNet, data: LfwData, frnet_sha256: str, cache_dir: Path | None = None,
-                 batch_size: int = 128, progress: bool = True) -> None:
+                 batch_size: int = 32, progress: bool = True) -> None:
         self.frnet = frnet
         self.data = data
         self.batch_size = batch_size
