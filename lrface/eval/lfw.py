@@ -136,9 +136,9 @@ class LfwEvaluator:
         self._hr: np.ndarray | None = None
 
     def _bar(self, total: int, desc: str):
-        from tqdm import tqdm
+        from lrface.progress import progress
 
-        return tqdm(total=total, desc=desc, unit="img", disable=not self.progress, mininterval=2.0)
+        return progress(total=total, desc=desc, unit="img", disable=not self.progress)
 
     def _cached(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         if self.cache_dir is None:

@@ -11,7 +11,7 @@ FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
 @dataclass(frozen=True)
 class TrainConfig:
     alpha: float = 0.5
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 32  # global: split evenly across workers
     lr: float = 1e-3
     lr_step: int = 1000  # StepLR step size, in optimiser steps
