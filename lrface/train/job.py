@@ -25,7 +25,7 @@ from lrface.data.prepare import open_shards
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
-from lrface.train.srnet import STATE_FILE, train_loop_per_worker
+from lrface.train.srnet import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 
 
 class NonFiniteLossError(RuntimeError):
@@ -158,6 +158,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     columns = ["hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0)
     heartbeat = storage / job / "heartbeat"
+    marker = storage / job / NON_FINITE_FILE
+    marker.unlink(missing_ok=True)
     loop_config = {
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
         "frnet_checkpoint": str(frnet_path), "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
@@ -179,10 +181,11 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     )
     result = trainer.fit()
     metrics = dict(result.metrics or {})
-    if metrics.get("status") == "non_finite":
+    if marker.is_file():
+        bad = json.loads(marker.read_text())
         last = result.checkpoint.path if result.checkpoint else "none"
-        raise NonFiniteLossError(f"{cfg.run_name}: loss became {metrics.get('loss')} at step "
-                                 f"{metrics.get('step')}; stopped. Last good checkpoint: {last}")
+        raise NonFiniteLossError(f"{cfg.run_name}: loss became {bad['loss']} at step {bad['step']}; "
+                                 f"stopped. Last good checkpoint: {last}")
     if result.checkpoint is None:
         raise RuntimeError(f"{cfg.run_name}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:

@@ -36,6 +36,7 @@ from lrface.train.config import FACTOR_SIZES, TrainConfig
 from lrface.train.metrics import psnr, ssim
 
 STATE_FILE = "state.pt"
+NON_FINITE_FILE = "non_finite.json"
 
 
 def _infinite_batches(shard, batch_size: int) -> Iterator[dict[str, Any]]:
@@ -202,6 +203,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if fault.get("nan_at_step") == step + 1:
             value = float("nan")
         if not _all_ranks_finite(value, device):
+            if rank == 0:  # the driver reads this marker and raises; no checkpoint is written
+                (heartbeat.parent.parent / NON_FINITE_FILE).write_text(
+                    json.dumps({"step": step + 1, "loss": repr(value)}))
             ray.train.report({"status": "non_finite", "step": step + 1, "loss": value})
             return
         opt.zero_grad(set_to_none=True)
