@@ -168,7 +168,7 @@ class LfwEvaluator:
             self._hr = self._cached("hr", compute)
         return self._hr
 
-    def probe_features(self, restorer: Restorer, size: str, cache: bool = False) -> np.ndarray:
+    def probe_features(self, restorer: Restorer, size: str, cache: bool = True) -> np.ndarray:
         """Features of each pair's probe at ``size`` restored by ``restorer`` (one per pair)."""
         rows = np.unique(self.data.probe_rows)
 
@@ -178,7 +178,8 @@ class LfwEvaluator:
                                self.batch_size, bar.update)
             return f
 
-        feats = self._cached(f"{restorer.name}/{size}", compute) if cache else compute()
+        key = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}"
+        feats = self._cached(key, compute) if cache else compute()
         pos = np.searchsorted(rows, self.data.probe_rows)
         return feats[pos]
 
@@ -186,6 +187,6 @@ class LfwEvaluator:
         hr = self.hr_features()
         return score("hr", HR_SIZE, hr[self.data.gallery_rows], hr[self.data.probe_rows], self.data)
 
-    def evaluate(self, restorer: Restorer, size: str, cache: bool = False) -> Result:
+    def evaluate(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
         gallery = self.hr_features()[self.data.gallery_rows]
         return score(restorer.name, size, gallery, self.probe_features(restorer, size, cache), self.data)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +36,7 @@ class Bicubic:
     """Bicubic interpolation straight to 112x96: the baseline."""
 
     name = "bicubic"
+    fingerprint = "bicubic"
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         return to_face_size(lr)
@@ -49,6 +51,11 @@ class SRNetRestorer:
         self.name = name
         self.uri = uri  # where it came from (checkpoint path or MLflow model URI)
         self.isr_resize = isr_resize
+        digest = hashlib.sha256()
+        for k, v in sorted(model.state_dict().items()):
+            digest.update(k.encode())
+            digest.update(v.detach().cpu().numpy().tobytes())
+        self.fingerprint = f"{digest.hexdigest()[:16]}-{isr_resize}"  # feature-cache key
 
     @torch.inference_mode()
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:

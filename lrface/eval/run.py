@@ -13,7 +13,7 @@ from lrface.data.prepare import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
-from lrface.eval.methods import Bicubic, Restorer, SRNetRestorer, load_restorer
+from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
 from lrface.models import model_size
 from lrface.viz import sr_grid
 
@@ -35,6 +35,10 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     if "bicubic" not in specs:
         specs.insert(0, "bicubic")
     isr = params.section("loss").get("isr_resize", "bicubic")
+    if track or any(s.startswith(("models:/", "runs:/")) for s in specs):
+        from lrface.tracking import setup_mlflow
+
+        setup_mlflow(params)  # before resolving models:/ URIs against the registry
     restorers: list[Restorer] = [load_restorer(s, isr) for s in specs]
     frnet_path = params.path("frnet_checkpoint")
     frnet = load_frnet(frnet_path)
@@ -49,7 +53,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     results = [ev.evaluate_hr()]
     for size in cfg["sizes"]:
         for r in restorers:
-            results.append(ev.evaluate(r, size, cache=isinstance(r, Bicubic)))
+            results.append(ev.evaluate(r, size))  # features cached by the model's weights digest
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
@@ -62,9 +66,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     run_ids: dict[str, str] = {}
     if track:
         from lrface.eval.registry import log_evaluation
-        from lrface.tracking import setup_mlflow
 
-        setup_mlflow(params)
         uris = {r.name: r.uri for r in restorers if getattr(r, "uri", None)}
         run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris)
         metrics["mlflow_runs"] = run_ids

@@ -214,7 +214,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sched.step()
         step += 1
         count += 1
-        for k, v in (("loss", value), ("loss_image", float(parts.image)), ("loss_id", float(parts.identity)),
+        for k, v in (("loss", value), ("loss_image", float(parts.image.detach())),
+                     ("loss_id", float(parts.identity.detach())),
                      ("data_s", t_data), ("step_s", time.perf_counter() - t0)):
             sums[k] += v
         if fault.get("sleep_s"):
