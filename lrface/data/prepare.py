@@ -148,8 +148,8 @@ def _hash_inputs(records: list[ImageRecord]) -> tuple[list[str | None], list[str
 def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, Any]:
     """Align every input of ``dataset`` on Ray; write ``aligned/`` parts and ``summary.json``."""
     import ray.data
-    from tqdm import tqdm
 
+    from lrface.progress import progress as progress_bar
     from lrface.ray_env import init_ray
 
     spec = DatasetSpec.from_params(params, dataset)
@@ -182,7 +182,7 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
         batch_format="numpy",
     )
     results: dict[int, dict[str, Any]] = {}
-    bar = tqdm(total=len(todo), desc=f"align {dataset}", unit="img", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"align {dataset}", unit="img", disable=not progress)
     for batch in ds.iter_batches(batch_size=256, batch_format="numpy"):
         for j, idx in enumerate(batch["idx"]):
             results[int(idx)] = {k: batch[k][j] for k in batch}
@@ -273,7 +273,7 @@ def _landmark_agreement(records, results, reference) -> dict[str, Any]:
 
 def run_shards(params: Params, dataset: str) -> dict[str, Any]:
     """Degrade the aligned faces of ``dataset`` and write shards + ``manifest.json``."""
-    from tqdm import tqdm
+    from lrface.progress import progress
 
     spec = DatasetSpec.from_params(params, dataset)
     dcfg = DegradeConfig.from_dict(params.section("degrade"))
@@ -286,7 +286,7 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
     seed = int(params.section("data").get("split_seed", 0))
     writer = ShardWriter(base / "shards", shard_schema(dcfg.sizes), int(params.section("data")["rows_per_shard"]))
     rejected, splits = [], Counter()
-    for row in tqdm(aligned, desc=f"shards {dataset}", unit="face"):
+    for row in progress(aligned, desc=f"shards {dataset}", unit="face"):
         if row["status"] != "aligned":
             rejected.append({k: row[k] for k in ("sample_id", "source_path", "reason", "detail")})
             continue
