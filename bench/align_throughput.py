@@ -17,7 +17,9 @@ import torch
 from PIL import Image
 
 from lrface.config import load_params
-from lrface.data.prepare import open_shards, run_align, run_shards
+from lrface.data.align_stage import run_align
+from lrface.data.datasets import open_shards
+from lrface.data.shard_stage import run_shards
 from lrface.data.tensors import iter_face_batches
 
 

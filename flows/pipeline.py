@@ -1,92 +1,122 @@
-"""Prefect flows over the lrface pipeline: thin layers that call ``lrface`` functions.
+"""Prefect flows over the lrface pipeline, each a thin layer over the tasks in ``flows.tasks``.
 
-``prepare`` (align + shards per dataset), ``train`` (one alpha, a Ray Train job on the
-configured Ray address), ``evaluate`` (LFW table + reports + MLflow runs) and ``pipeline`` (all
-of them; the alpha sweep is submitted as concurrent tasks). Bad input is never retried; a
-retry is only configured where a transient failure (a Ray or MLflow connection) can heal.
+* ``prepare``: align + shards for one dataset (``steps`` picks a subset: DVC runs each alone);
+* ``train``: one alpha, a Ray Train job on ``ray.address`` (local Ray by default);
+* ``evaluate``: the LFW table, reports, MLflow runs and a Markdown artifact with both;
+* ``pipeline``: all of them; the alpha sweep runs concurrently when the Ray cluster has room.
 
-Run locally: ``python -m flows.pipeline`` (ephemeral Prefect), or against a server with
-``PREFECT_API_URL`` set.
+With no ``PREFECT_API_URL`` a flow runs against an ephemeral local Prefect; with it, the runs
+show up in that server's UI. Run: ``python -m flows run pipeline`` (see ``flows/__main__.py``).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from lrface.config import load_params
+from flows.tasks import align_task, evaluate_task, params_of, shards_task, train_task
+
+DATA_STEPS = ("align", "shards")
 
 
-def _params(params_path: str, overrides: dict[str, Any] | None):
-    return load_params(params_path, overrides or None)
-
-
-@task(task_run_name="align {dataset}")
-def align_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict:
-    from lrface.data.prepare import run_align
-
-    return run_align(_params(params_path, overrides), dataset, progress=False)
-
-
-@task(task_run_name="shards {dataset}")
-def shards_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict:
-    from lrface.data.prepare import run_shards
-
-    m = run_shards(_params(params_path, overrides), dataset)
-    return {k: m[k] for k in ("dataset", "counts", "splits")}
-
-
-@task(task_run_name="train alpha={alpha}", retries=1, retry_delay_seconds=10)
-def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None = None) -> dict:
-    """Retried once: a rerun resumes the same Ray Train job from its latest checkpoint."""
-    from lrface.train.job import run_training
-
-    out = run_training(_params(params_path, overrides), alpha=alpha)
-    return {"name": out.name, "model": str(out.model_path), "run_id": out.mlflow_run_id,
-            "version": out.model_version}
-
-
-@task(task_run_name="evaluate")
-def evaluate_task(params_path: str, overrides: dict[str, Any] | None = None) -> dict:
-    from lrface.eval.report import table_markdown
-    from lrface.eval.run import evaluate_lfw
-
-    out = evaluate_lfw(_params(params_path, overrides), progress=False)
-    return {"table": table_markdown(out.results), "runs": out.run_ids, "reports": str(out.out_dir)}
-
-
-@flow(name="prepare", flow_run_name="prepare {dataset}")
-def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    align_task(params_path, dataset, overrides)
-    return shards_task(params_path, dataset, overrides)
+@flow(name="prepare", flow_run_name="prepare {dataset}: {steps}")
+def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str, Any] | None = None,
+            steps: list[str] | tuple[str, ...] = DATA_STEPS) -> dict[str, Any]:
+    """Align ``dataset`` (MTCNN on Ray Data) and/or write its Parquet shards."""
+    unknown = set(steps) - set(DATA_STEPS)
+    if unknown:
+        raise ValueError(f"prepare steps must be among {DATA_STEPS}, got {sorted(unknown)}")
+    out: dict[str, Any] = {}
+    if "align" in steps:
+        out["align"] = align_task(params_path, dataset, overrides)
+    if "shards" in steps:
+        out["shards"] = shards_task(params_path, dataset, overrides)
+    return out
 
 
 @flow(name="train", flow_run_name="train alpha={alpha}")
 def train(alpha: float, params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    return train_task(params_path, alpha, overrides)
+    """Train and register SRNet for one alpha."""
+    return train_task(params_path, float(alpha), overrides)
 
 
-@flow(name="evaluate", flow_run_name="evaluate")
-def evaluate(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    result = evaluate_task(params_path, overrides)
-    links = "\n".join(f"- `{m}`: MLflow run `{r}`" for m, r in result["runs"].items())
-    create_markdown_artifact(markdown=f"# LFW cross-resolution\n\n{result['table']}\n{links}\n",
-                             key="lfw-results", description="LFW 10-fold accuracy (%)")
+def mlflow_run_link(run_id: str) -> str:
+    """A clickable link when MLflow is a server, else the run id for ``mlflow ui``."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        exp = mlflow.get_run(run_id).info.experiment_id
+        return f"[{run_id[:8]}]({uri.rstrip('/')}/#/experiments/{exp}/runs/{run_id})"
+    return f"`{run_id}` ({uri})"
+
+
+def results_markdown(result: dict[str, Any], trained: list[dict[str, Any]] | None = None) -> str:
+    lines = ["# LFW cross-resolution verification", "", "10-fold accuracy (%), gallery 112x96.", "",
+             result["table"], "", "## MLflow", ""]
+    lines += [f"- evaluation of `{m}`: {mlflow_run_link(r)}" for m, r in result["runs"].items()]
+    for t in trained or []:
+        if t.get("run_id"):
+            lines.append(f"- training alpha={t['alpha']:g} (lrface-srnet v{t.get('version')}): "
+                         f"{mlflow_run_link(t['run_id'])}")
+    lines += ["", f"Reports: `{result['reports']}`"]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="evaluate", flow_run_name="evaluate {dataset}")
+def evaluate(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None,
+             dataset: str = "lfw", methods: list[str] | None = None,
+             trained: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Evaluate hr, bicubic and the trained models; publish the table as a Markdown artifact."""
+    result = evaluate_task(params_path, dataset, overrides, methods)
+    from lrface.tracking import setup_mlflow
+
+    setup_mlflow(params_of(params_path, overrides))
+    create_markdown_artifact(markdown=results_markdown(result, trained), key="lfw-results",
+                             description="LFW 10-fold accuracy (%) and MLflow runs")
     return result
 
 
-@flow(name="pipeline", flow_run_name="pipeline {params_path}")
-def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
-    params = _params(params_path, overrides)
-    for dataset in params.section("data")["datasets"]:
+def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> int:
+    """How many trainings fit side by side: ``orchestration.parallel_trainings`` or, when
+    ``auto``, the cluster's CPUs (or GPUs) over what one job asks for (at least 1)."""
+    p = params_of(params_path, overrides)
+    setting = (p.get("orchestration") or {}).get("parallel_trainings", "auto")
+    if setting != "auto":
+        return max(1, int(setting))
+    t = p.section("train")
+    address = os.environ.get("LRFACE_RAY_ADDRESS") or (p.get("ray") or {}).get("address") or "local"
+    if address == "local":
+        per_job = int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1
+        return max(1, (os.cpu_count() or 1) // per_job)
+    import ray
+
+    from lrface.ray_env import init_ray
+
+    init_ray(address)
+    res = ray.cluster_resources()
+    if t.get("use_gpu"):
+        return max(1, int(res.get("GPU", 0)) // int(t["num_workers"]))
+    return max(1, int(res.get("CPU", 0)) // (int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1))
+
+
+@flow(name="pipeline", flow_run_name="pipeline alphas={alphas}")
+def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None,
+             alphas: list[float] | None = None) -> dict[str, Any]:
+    """Prepare every dataset, train every alpha (concurrently when resources allow), evaluate."""
+    log = get_run_logger()
+    p = params_of(params_path, overrides)
+    alphas = [float(a) for a in (alphas if alphas is not None else p.section("train")["alphas"])]
+    for dataset in p.section("data")["datasets"]:
         prepare(dataset, params_path, overrides)
-    futures = [train_task.submit(params_path, float(a), overrides) for a in params.section("train")["alphas"]]
-    trained = [f.result() for f in futures]
-    return {"trained": trained, "evaluation": evaluate(params_path, overrides)}
-
-
-if __name__ == "__main__":
-    print(pipeline(str(Path("params.yaml").resolve())))
+    width = parallel_trainings(params_path, overrides)
+    log.info("training alphas %s, %d at a time", alphas, width)
+    trained: list[dict[str, Any]] = []
+    for i in range(0, len(alphas), width):
+        futures = [train_task.submit(params_path, a, overrides) for a in alphas[i : i + width]]
+        trained += [f.result() for f in futures]
+    result = evaluate(params_path, overrides, p.section("evaluate").get("dataset", "lfw"), None, trained)
+    return {"trained": trained, "evaluation": result}

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRFACE_SHARED", REPO.parent / "shared")).resolve()
@@ -31,6 +32,32 @@ def frnet(frnet_ckpt):
     from lrface.checkpoints import load_frnet
 
     return load_frnet(frnet_ckpt)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Params + shards of 120 real faces (LFW identities outside pairs.txt, reference landmarks)."""
+    from lrface.data.align_stage import run_align
+    from lrface.data.shard_stage import run_shards
+
+    root = tmp_path_factory.mktemp("train")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["paths"] = {"data_root": str(LFW_DIR.parent), "work_dir": str(root / "work"),
+                       "frnet_checkpoint": str(LFW_DIR.parents[1] / "weights" / "mobilefacenet_casia_112x96.ckpt")}
+    params["data"]["datasets"] = {"train": {
+        "role": "train", "sources": [{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
+        "test_pairs": "lfw/pairs.txt", "val_fraction": 0.2, "limit": 120, "drop_duplicates": True,
+        "landmarks_file": "lfw/reference_landmarks.txt"}}
+    params["train"].update(steps=12, batch_size=8, checkpoint_every=4, validate_every=6, log_every=2,
+                           val_max_faces=16, max_failures=2)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    from lrface.config import load_params
+
+    p = load_params(path)
+    assert run_align(p, "train", progress=False)["counts"]["aligned"] == 120
+    run_shards(p, "train")
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,8 @@ import yaml
 from PIL import Image
 
 from lrface.config import load_params
-from lrface.data.prepare import run_align, run_shards
+from lrface.data.align_stage import run_align
+from lrface.data.shard_stage import run_shards
 from lrface.data.shards import ShardSet
 from lrface.data.tensors import iter_face_batches
 from tests.conftest import LFW_DIR, REPO

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def small_lfw(tmp_path_factory):
     """2 folds x (12 same + 12 different) real LFW pairs, aligned with the reference landmarks."""
-    from lrface.data.prepare import run_align, run_shards
+    from lrface.data.align_stage import run_align
+    from lrface.data.shard_stage import run_shards
 
     root = tmp_path_factory.mktemp("eval")
     lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]

@@ -9,35 +9,11 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 
 from lrface.config import load_params
-from tests.conftest import LFW_DIR, REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Params + shards of 120 real faces (LFW identities outside pairs.txt, reference landmarks)."""
-    from lrface.data.prepare import run_align, run_shards
-
-    root = tmp_path_factory.mktemp("train")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["paths"] = {"data_root": str(LFW_DIR.parent), "work_dir": str(root / "work"),
-                       "frnet_checkpoint": str(LFW_DIR.parents[1] / "weights" / "mobilefacenet_casia_112x96.ckpt")}
-    params["data"]["datasets"] = {"train": {
-        "role": "train", "sources": [{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
-        "test_pairs": "lfw/pairs.txt", "val_fraction": 0.2, "limit": 120, "drop_duplicates": True,
-        "landmarks_file": "lfw/reference_landmarks.txt"}}
-    params["train"].update(steps=12, batch_size=8, checkpoint_every=4, validate_every=6, log_every=2,
-                           val_max_faces=16, max_failures=2)
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    p = load_params(path)
-    assert run_align(p, "train", progress=False)["counts"]["aligned"] == 120
-    run_shards(p, "train")
-    return path
 
 
 def _client(params_path):
@@ -185,3 +161,27 @@ def test_missing_or_wrong_frnet_fails_before_workers(tiny, tmp_path):
     with pytest.raises(CheckpointError, match="srnet_not_frnet.pt"):
         run_training(load_params(tiny, {"paths.frnet_checkpoint": str(wrong)}), alpha=0.5, name="bad-frnet")
     assert ray.is_initialized() == was_up  # nothing was started
+
+
+def test_precomputed_hr_features_match_frnet(tiny, frnet, tmp_path):
+    """The cached HR side of the identity loss is f(HR) and f(hflip(HR)) of the same rows."""
+    import torch
+
+    from lrface.data.datasets import open_shards
+    from lrface.data.tensors import iter_face_batches
+    from lrface.train.hr_features import HrFeatureLookup, compute_hr_features
+
+    shards = open_shards(load_params(tiny), "train")
+    path = compute_hr_features(shards, frnet, tmp_path / "f.parquet", batch_size=7, progress=False)
+    batch = next(iter_face_batches(shards, ["hr_png"], 10, split="train", extra_columns=("sample_id",)))
+    lookup = HrFeatureLookup(path)
+    assert len(lookup.index) == shards.manifest["splits"]["train"]
+    flip = torch.tensor([i % 2 == 1 for i in range(10)])
+    hr = batch["hr_png"].clone()
+    hr[flip] = hr[flip].flip(-1)
+    with torch.inference_mode():
+        direct = frnet(hr)
+    got = lookup(batch["sample_id"], flip, torch.device("cpu"))
+    assert torch.allclose(got, direct, atol=1e-4)
+    with pytest.raises(KeyError, match="no precomputed HR feature"):
+        lookup(["nope"], torch.tensor([False]), torch.device("cpu"))

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from lrface.data.prepare import run_align as align
+    from lrface.data.align_stage import run_align as align
 
     summary = align(params_from_args(args), args.dataset, progress=not args.no_progress)
     keys = ("dataset", "counts", "detection_rate", "faces_per_second")
@@ -25,7 +25,7 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def run_shards(args: argparse.Namespace) -> int:
-    from lrface.data.prepare import run_shards as shards
+    from lrface.data.shard_stage import run_shards as shards
 
     m = shards(params_from_args(args), args.dataset)
     print(json.dumps({"dataset": m["dataset"], "counts": m["counts"], "splits": m["splits"],

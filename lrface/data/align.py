@@ -1,7 +1,7 @@
 """Face alignment: MTCNN's 5 landmarks -> similarity warp to the 112x96 SphereFace template.
 
 The detector (the ``mtcnn`` package, TensorFlow) is created lazily inside each worker, with one
-TensorFlow thread, so many aligners run side by side (see :mod:`lrface.data.prepare`).
+TensorFlow thread, so many aligners run side by side (see :mod:`lrface.data.align_stage`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from lrface.checkpoints import load_frnet, sha256_file
 from lrface.config import Params
-from lrface.data.prepare import DatasetSpec, data_path, open_shards
+from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw

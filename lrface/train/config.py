@@ -32,6 +32,8 @@ class TrainConfig:
     name: str | None = None
     storage_path: str = "ray_results"  # under paths.work_dir unless absolute
     register: bool = True
+    placement_strategy: str = "PACK"  # Ray placement group: PACK, SPREAD (one worker per node), ...
+    hr_feature_cache: bool = True  # f(HR) computed once per image and flip (FRNet is frozen)
     alphas: tuple[float, ...] = field(default=(0.0, 0.5))
 
     @classmethod
@@ -50,6 +52,9 @@ class TrainConfig:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
         if cfg.batch_size % cfg.num_workers:
             raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")
+        if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
+            raise ValueError(f"train.placement_strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, "
+                             f"got {cfg.placement_strategy!r}")
         if cfg.steps < 1 or cfg.checkpoint_every < 1 or cfg.validate_every < 1:
             raise ValueError("train.steps, checkpoint_every and validate_every must be >= 1")
         return cfg

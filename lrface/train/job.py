@@ -21,10 +21,11 @@ import torch
 
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
 from lrface.config import Params, flatten
-from lrface.data.prepare import open_shards
+from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
+from lrface.train.hr_features import compute_hr_features, features_path
 from lrface.train.srnet import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 
 
@@ -119,7 +120,7 @@ def _dvc_hash(path: Path) -> str:
 
 
 def run_training(params: Params, alpha: float | None = None, name: str | None = None,
-                 fault: dict[str, Any] | None = None, track: bool = True) -> TrainOutput:
+                 fault: dict[str, Any] | None = None, track: bool = True, progress: bool = True) -> TrainOutput:
     """Train SRNet for one alpha on Ray Train; see the module docstring."""
     import ray.data
     import ray.train
@@ -155,7 +156,14 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
              if local else None)
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
-    columns = ["hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
+    hr_features = None
+    if cfg.alpha > 0 and cfg.hr_feature_cache:
+        frnet = load_frnet(frnet_path)
+        torch.set_num_threads(os.cpu_count() or 1)
+        hr_features = compute_hr_features(
+            shards, frnet, features_path(params.path("work_dir") / "cache" / "hr_features", shards,
+                                         sha256_file(frnet_path)), progress=progress)
+    columns = ["sample_id", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0)
     heartbeat = storage / job / "heartbeat"
     marker = storage / job / NON_FINITE_FILE
@@ -164,6 +172,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
         "frnet_checkpoint": str(frnet_path), "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
         "heartbeat_dir": str(heartbeat), "fault": fault or {}, "shards_manifest": str(shards.manifest_path),
+        "hr_features": str(hr_features) if hr_features else None,
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -171,6 +180,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
             resources_per_worker={"CPU": cfg.threads_per_worker, **({"GPU": 1} if cfg.use_gpu else {})},
+            placement_strategy=cfg.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
             name=job, storage_path=str(storage),

@@ -33,6 +33,7 @@ from lrface.losses import JointLoss, resize
 from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
+from lrface.train.hr_features import HrFeatureLookup
 from lrface.train.metrics import psnr, ssim
 
 STATE_FILE = "state.pt"
@@ -142,6 +143,7 @@ class MlflowLogger:
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point run by every Ray Train worker."""
+    import ray
     import ray.train
     import ray.train.torch
 
@@ -151,6 +153,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(tcfg.threads_per_worker)
     device = ray.train.torch.get_device()
     heartbeat = Path(config["heartbeat_dir"]) / f"rank{rank}.json"
+    node_id = ray.get_runtime_context().get_node_id()
     heartbeat.parent.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(tcfg.seed + 1000 * rank)
@@ -172,6 +175,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha,
                         config["loss"].get("mr_resize", "bicubic"), config["loss"].get("isr_resize", "bicubic"))
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
+    hr_lookup = HrFeatureLookup(config["hr_features"]) if config.get("hr_features") and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
         validator = Validator(ShardSet(config["shards_manifest"]), frnet, tcfg.factors, tcfg.val_max_faces,
@@ -192,13 +196,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         factor = tcfg.factors[int(torch.randint(len(tcfg.factors), (1,), generator=scale_rng))]
         hr = _decode(batch["hr_png"])
         lr = _decode(batch[lr_column(FACTOR_SIZES[factor])])
+        flip = torch.zeros(hr.shape[0], dtype=torch.bool)
         if tcfg.flip:
             flip = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
             hr[flip] = hr[flip].flip(-1)
             lr[flip] = lr[flip].flip(-1)
         hr, lr = hr.to(device), lr.to(device)
+        hr_feats = hr_lookup(batch["sample_id"], flip, device) if hr_lookup is not None else None
         t_data = time.perf_counter() - t0
-        parts = loss_fn(ddp(lr), hr)
+        parts = loss_fn(ddp(lr), hr, hr_feats)
         value = float(parts.total.detach())
         if fault.get("nan_at_step") == step + 1:
             value = float("nan")
@@ -220,7 +226,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             sums[k] += v
         if fault.get("sleep_s"):
             time.sleep(float(fault["sleep_s"]))
-        heartbeat.write_text(json.dumps({"pid": os.getpid(), "rank": rank, "step": step}))
+        heartbeat.write_text(json.dumps({"pid": os.getpid(), "rank": rank, "step": step, "node_id": node_id}))
         metrics: dict[str, float] = {}
         if step % tcfg.log_every == 0 or step == tcfg.steps:
             metrics = {f"train/{k}": sums[k] / count for k in ("loss", "loss_image", "loss_id")}

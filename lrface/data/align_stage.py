@@ -1,8 +1,8 @@
-"""The two data stages of a dataset: ``align`` (detect + warp, on Ray) and ``shards`` (degrade + write).
+"""The ``align`` stage: detect + warp every input of a dataset on Ray Data actors.
 
-``align`` writes ``<work>/<dataset>/aligned/`` — one row per *input* (aligned or rejected, with
-the reason) plus ``summary.json``; ``shards`` turns the aligned faces into LR/HR training or test
-shards with a manifest. Keeping them apart means a degradation change reruns only ``shards``.
+It writes ``<work>/<dataset>/aligned/``: one row per *input* (aligned or rejected, with the
+reason) plus ``summary.json``. The ``shards`` stage (:mod:`lrface.data.shard_stage`) reads it, so a
+degradation change reruns only that stage.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -20,11 +19,10 @@ import pyarrow as pa
 from lrface.checkpoints import sha256_file
 from lrface.config import Params
 from lrface.data.align import AlignConfig, Aligner, read_landmarks_file
-from lrface.data.degrade import DegradeConfig, make_lr
-from lrface.data.images import decode_png, encode_png
-from lrface.data.shards import ShardSet, ShardWriter, lr_column, shard_schema, write_manifest
-from lrface.data.sources import ImageRecord, lfw_pair_records, read_lfw_pairs
-from lrface.data.splits import assign_split, training_records
+from lrface.data.datasets import DatasetSpec, data_path, dataset_dir, dataset_records
+from lrface.data.images import encode_png
+from lrface.data.shards import ShardWriter
+from lrface.data.sources import ImageRecord
 
 ALIGNED_SCHEMA = pa.schema(
     [
@@ -42,62 +40,6 @@ ALIGNED_SCHEMA = pa.schema(
         pa.field("file_sha256", pa.string()),
     ]
 )
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """One entry of ``data.datasets`` in params.yaml."""
-
-    name: str
-    role: str  # "test": the images of a pairs file; "train": identity folders minus test identities
-    sources: list[dict[str, Any]]
-    pairs: str | None = None
-    folds: list[int] | None = None
-    test_pairs: str | None = None
-    val_fraction: float = 0.0
-    limit: int | None = None
-    drop_duplicates: bool = False
-    landmarks_file: str | None = None
-    fallback_landmarks: str | None = None
-    reference_landmarks: str | None = None
-
-    @classmethod
-    def from_params(cls, params: Params, name: str) -> DatasetSpec:
-        datasets = params.section("data")["datasets"]
-        if name not in datasets:
-            raise ValueError(f"unknown dataset {name!r}; params.yaml data.datasets has {sorted(datasets)}")
-        spec = cls(name=name, **datasets[name])
-        if spec.role not in ("test", "train"):
-            raise ValueError(f"data.datasets.{name}.role must be 'test' or 'train', got {spec.role!r}")
-        return spec
-
-
-def data_path(params: Params, rel: str | None) -> Path | None:
-    if rel is None:
-        return None
-    p = Path(rel)
-    return p if p.is_absolute() else params.path("data_root") / p
-
-
-def dataset_records(params: Params, spec: DatasetSpec) -> list[ImageRecord]:
-    """The inputs of a dataset, in a stable order."""
-    if spec.role == "test":
-        if len(spec.sources) != 1 or spec.pairs is None:
-            raise ValueError(f"test dataset {spec.name!r} needs one source and a pairs file")
-        pairs = read_lfw_pairs(data_path(params, spec.pairs))
-        if spec.folds is not None:
-            pairs = [p for p in pairs if p.fold in set(spec.folds)]
-        records = lfw_pair_records(pairs, data_path(params, spec.sources[0]["root"]), spec.sources[0]["name"])
-        return records[: spec.limit] if spec.limit else records
-    sources = [(s["name"], data_path(params, s["root"])) for s in spec.sources]
-    return training_records(sources, data_path(params, spec.test_pairs), spec.limit)
-
-
-def dataset_dir(params: Params, name: str) -> Path:
-    return params.path("work_dir") / name
-
-
-# ---------------------------------------------------------------------------------------- align
 
 
 class _AlignWorker:
@@ -266,75 +208,3 @@ def _landmark_agreement(records, results, reference) -> dict[str, Any]:
     d = np.array(dists)
     return {"n": len(d), "mean_px": round(float(d.mean()), 3), "median_px": round(float(np.median(d)), 3),
             "p95_px": round(float(np.percentile(d, 95)), 3), "max_px": round(float(d.max()), 3)}
-
-
-# --------------------------------------------------------------------------------------- shards
-
-
-def run_shards(params: Params, dataset: str) -> dict[str, Any]:
-    """Degrade the aligned faces of ``dataset`` and write shards + ``manifest.json``."""
-    from lrface.progress import progress
-
-    spec = DatasetSpec.from_params(params, dataset)
-    dcfg = DegradeConfig.from_dict(params.section("degrade"))
-    base = dataset_dir(params, dataset)
-    summary_path = base / "aligned" / "summary.json"
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"run the align stage first: {summary_path} not found")
-    summary = json.loads(summary_path.read_text())
-    aligned = _read_aligned(base / "aligned", summary)
-    seed = int(params.section("data").get("split_seed", 0))
-    writer = ShardWriter(base / "shards", shard_schema(dcfg.sizes), int(params.section("data")["rows_per_shard"]))
-    rejected, splits = [], Counter()
-    for row in progress(aligned, desc=f"shards {dataset}", unit="face"):
-        if row["status"] != "aligned":
-            rejected.append({k: row[k] for k in ("sample_id", "source_path", "reason", "detail")})
-            continue
-        split = "test" if spec.role == "test" else assign_split(row["identity"], spec.val_fraction, seed)
-        splits[split] += 1
-        lr = make_lr(decode_png(row["hr_png"]), dcfg, row["sample_id"])
-        writer.write({
-            "sample_id": row["sample_id"], "identity": row["identity"], "source_path": row["source_path"],
-            "split": split, "hr_png": row["hr_png"],
-            **{lr_column(s): encode_png(img) for s, img in lr.items()},
-            "landmarks": row["landmarks"], "det_score": row["det_score"], "n_faces": row["n_faces"],
-            "landmark_source": row["landmark_source"],
-        })
-    shards = writer.close()
-    counts = dict(summary["counts"])
-    if counts["aligned"] != sum(splits.values()) or counts["rejected"] != len(rejected):
-        raise RuntimeError(f"{base}: aligned/rejected counts changed between stages: {counts}")
-    manifest = {
-        "dataset": dataset,
-        "role": spec.role,
-        "source_root": str(data_path(params, spec.sources[0]["root"])) if spec.role == "test" else None,
-        "counts": counts,
-        "splits": dict(sorted(splits.items())),
-        "identities": len({r["identity"] for r in aligned if r["status"] == "aligned"}),
-        "params": {"dataset": asdict(spec), "align": summary["align"], "degrade": asdict(dcfg),
-                   "split_seed": seed},
-        "landmarks_vs_reference": summary.get("landmarks_vs_reference"),
-        "shards": [asdict(s) for s in shards],
-        "rejected": rejected,
-    }
-    write_manifest(base / "shards", manifest)
-    return manifest
-
-
-def _read_aligned(folder: Path, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the align stage, checked against its summary's part checksums."""
-    import pyarrow.parquet as pq
-
-    from lrface.data.shards import ShardError
-
-    rows: list[dict[str, Any]] = []
-    for part in summary["parts"]:
-        path = folder / part["file"]
-        if not path.is_file() or sha256_file(path) != part["sha256"]:
-            raise ShardError(f"aligned part missing or corrupt: {path}")
-        rows.extend(pq.read_table(path).to_pylist())
-    return rows
-
-
-def open_shards(params: Params, dataset: str) -> ShardSet:
-    return ShardSet(dataset_dir(params, dataset) / "shards")

@@ -1,0 +1,54 @@
+"""Cache keys for the flows' tasks: a hash of exactly what a step's result depends on.
+
+A key covers the step, the params it reads, the content digest of its inputs (shard manifests,
+the FRNet file, the raw image tree's listing) and the lrface version. It is ``None`` (no cache)
+when the step's output is missing, so a deleted output is always rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lrface import __version__
+from lrface.config import Params
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tree_listing_digest(root: Path) -> str:
+    """Names, sizes and mtimes of every file under ``root`` (cheap; as DVC does for a directory)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    from lrface.checkpoints import sha256_file
+
+    return sha256_file(path) if path.is_file() else "missing"
+
+
+def dotted(data: dict[str, Any], key: str) -> Any:
+    node: Any = data
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def stage_key(step: str, params: Params, sections: list[str], inputs: list[str], output: Path) -> str | None:
+    """The cache key of ``step``; ``None`` while its ``output`` does not exist."""
+    if not output.exists():
+        return None
+    chosen = {s: dotted(params, s) for s in sections}
+    return f"lrface-{step}-{digest(step, chosen, inputs, __version__)[:32]}"

@@ -1,0 +1,127 @@
+"""Prefect tasks: each a thin call into ``lrface`` with retries, caching and a readable name.
+
+Retries only where they can help. Bad input (a corrupt shard, an unreadable pairs file, a missing
+checkpoint, a NaN loss that would recur) fails at once; a dropped Ray or MLflow connection is
+retried, and a retried training resumes its Ray Train job from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from flows.caching import file_digest, stage_key, tree_listing_digest
+from lrface.config import Params, load_params
+
+# Errors that mean "the input is wrong": retrying cannot help.
+PERMANENT = (FileNotFoundError, ValueError, KeyError, TypeError)
+
+
+def permanent_error_types() -> tuple[type[BaseException], ...]:
+    from lrface.checkpoints import CheckpointError
+    from lrface.data.shards import ShardError
+    from lrface.data.sources import PairsFileError
+    from lrface.train.job import NonFiniteLossError
+
+    return (*PERMANENT, CheckpointError, ShardError, PairsFileError, NonFiniteLossError)
+
+
+def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
+    """Prefect ``retry_condition_fn``: retry transient failures only."""
+    try:
+        state.result()
+    except permanent_error_types():
+        return False
+    except Exception:
+        return True
+    return True
+
+
+def params_of(params_path: str, overrides: dict[str, Any] | None) -> Params:
+    return load_params(params_path, overrides or None)
+
+
+def _dataset_inputs(params: Params, dataset: str) -> list[str]:
+    from lrface.data.datasets import DatasetSpec, data_path
+
+    spec = DatasetSpec.from_params(params, dataset)
+    roots = [data_path(params, s["root"]) for s in spec.sources]
+    files = [data_path(params, f) for f in (spec.pairs, spec.test_pairs, spec.landmarks_file,
+                                            spec.fallback_landmarks) if f]
+    return [*(tree_listing_digest(r) for r in roots if r), *(file_digest(f) for f in files if f)]
+
+
+def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
+    from lrface.data.datasets import dataset_dir
+
+    p = params_of(args["params_path"], args.get("overrides"))
+    ds = args["dataset"]
+    return stage_key(f"align-{ds}", p, ["align", "data.rows_per_shard", f"data.datasets.{ds}"],
+                     _dataset_inputs(p, ds), dataset_dir(p, ds) / "aligned" / "summary.json")
+
+
+def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
+    from lrface.data.datasets import dataset_dir
+
+    p = params_of(args["params_path"], args.get("overrides"))
+    ds = args["dataset"]
+    summary = dataset_dir(p, ds) / "aligned" / "summary.json"
+    return stage_key(f"shards-{ds}", p, ["degrade", "data.rows_per_shard", "data.split_seed",
+                                         f"data.datasets.{ds}"],
+                     [file_digest(summary)], dataset_dir(p, ds) / "shards" / "manifest.json")
+
+
+def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
+    from lrface.train.job import model_dir, train_config
+
+    p = params_of(args["params_path"], args.get("overrides"))
+    cfg = train_config(p, args["alpha"])
+    shards = p.path("work_dir") / cfg.dataset / "shards" / "manifest.json"
+    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train"],
+                     [args["alpha"], file_digest(shards), file_digest(p.path("frnet_checkpoint"))],
+                     model_dir(p, cfg) / "train_summary.json")
+
+
+@task(task_run_name="align {dataset}", cache_key_fn=_align_key, persist_result=True,
+      retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
+def align_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """MTCNN detection + 5-point alignment of ``dataset`` on Ray Data actors."""
+    from lrface.data.align_stage import run_align
+
+    summary = run_align(params_of(params_path, overrides), dataset, progress=False)
+    return {"dataset": dataset, "counts": summary["counts"]}
+
+
+@task(task_run_name="shards {dataset}", cache_key_fn=_shards_key, persist_result=True)
+def shards_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Degrade the aligned faces and write verified Parquet shards (local, deterministic)."""
+    from lrface.data.shard_stage import run_shards
+
+    m = run_shards(params_of(params_path, overrides), dataset)
+    return {"dataset": dataset, "counts": m["counts"], "splits": m["splits"]}
+
+
+@task(task_run_name="train alpha={alpha}", cache_key_fn=_train_key, persist_result=True,
+      retries=1, retry_delay_seconds=10, retry_condition_fn=retry_unless_bad_input)
+def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One Ray Train job (on ``ray.address``); a retry resumes it from its latest checkpoint."""
+    from lrface.train.job import run_training
+
+    out = run_training(params_of(params_path, overrides), alpha=alpha, progress=False)
+    return {"alpha": alpha, "name": out.name, "model": str(out.model_path), "run_id": out.mlflow_run_id,
+            "version": out.model_version, "step": out.metrics.get("step")}
+
+
+@task(task_run_name="evaluate {dataset}", retries=1, retry_delay_seconds=10,
+      retry_condition_fn=retry_unless_bad_input)
+def evaluate_task(params_path: str, dataset: str = "lfw", overrides: dict[str, Any] | None = None,
+                  methods: list[str] | None = None) -> dict[str, Any]:
+    """The LFW cross-resolution table (features are cached on disk by lrface itself)."""
+    from lrface.eval.report import table_markdown
+    from lrface.eval.run import evaluate_lfw
+
+    out = evaluate_lfw(params_of(params_path, overrides), methods, progress=False)
+    return {"table": table_markdown(out.results), "runs": out.run_ids, "reports": str(out.out_dir),
+            "metrics": out.metrics}

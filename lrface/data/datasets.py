@@ -1,0 +1,69 @@
+"""The datasets of ``params.yaml`` (``data.datasets``): their spec, inputs and stage folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrface.config import Params
+from lrface.data.shards import ShardSet
+from lrface.data.sources import ImageRecord, lfw_pair_records, read_lfw_pairs
+from lrface.data.splits import training_records
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One entry of ``data.datasets`` in params.yaml."""
+
+    name: str
+    role: str  # "test": the images of a pairs file; "train": identity folders minus test identities
+    sources: list[dict[str, Any]]
+    pairs: str | None = None
+    folds: list[int] | None = None
+    test_pairs: str | None = None
+    val_fraction: float = 0.0
+    limit: int | None = None
+    drop_duplicates: bool = False
+    landmarks_file: str | None = None
+    fallback_landmarks: str | None = None
+    reference_landmarks: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Params, name: str) -> DatasetSpec:
+        datasets = params.section("data")["datasets"]
+        if name not in datasets:
+            raise ValueError(f"unknown dataset {name!r}; params.yaml data.datasets has {sorted(datasets)}")
+        spec = cls(name=name, **datasets[name])
+        if spec.role not in ("test", "train"):
+            raise ValueError(f"data.datasets.{name}.role must be 'test' or 'train', got {spec.role!r}")
+        return spec
+
+
+def data_path(params: Params, rel: str | None) -> Path | None:
+    if rel is None:
+        return None
+    p = Path(rel)
+    return p if p.is_absolute() else params.path("data_root") / p
+
+
+def dataset_records(params: Params, spec: DatasetSpec) -> list[ImageRecord]:
+    """The inputs of a dataset, in a stable order."""
+    if spec.role == "test":
+        if len(spec.sources) != 1 or spec.pairs is None:
+            raise ValueError(f"test dataset {spec.name!r} needs one source and a pairs file")
+        pairs = read_lfw_pairs(data_path(params, spec.pairs))
+        if spec.folds is not None:
+            pairs = [p for p in pairs if p.fold in set(spec.folds)]
+        records = lfw_pair_records(pairs, data_path(params, spec.sources[0]["root"]), spec.sources[0]["name"])
+        return records[: spec.limit] if spec.limit else records
+    sources = [(s["name"], data_path(params, s["root"])) for s in spec.sources]
+    return training_records(sources, data_path(params, spec.test_pairs), spec.limit)
+
+
+def dataset_dir(params: Params, name: str) -> Path:
+    return params.path("work_dir") / name
+
+
+def open_shards(params: Params, dataset: str) -> ShardSet:
+    return ShardSet(dataset_dir(params, dataset) / "shards")

@@ -1,0 +1,98 @@
+"""Real servers for tests, on 127.0.0.1 only, telemetry off, stopped by the PID we started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+QUIET_ENV = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}) before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not healthy after {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group we started (by its PID), then SIGKILL what is left."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def serve(cmd: list[str], env: dict, log_path: Path, health: str):
+    """Run a server command in its own process group until the block ends; yield when healthy."""
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            wait_http(health, proc)
+            yield proc
+        finally:
+            stop(proc)
+
+
+@contextmanager
+def prefect_server(home: Path):
+    port = free_port()
+    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home)}
+    env.pop("PREFECT_API_URL", None)
+    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with serve(cmd, env, home.parent / "prefect-server.log", f"http://127.0.0.1:{port}/api/health"):
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path, log_dir: Path):
+    port = free_port()
+    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+           "--backend-store-uri", backend_uri, "--default-artifact-root", str(artifacts)]
+    with serve(cmd, {**os.environ, **QUIET_ENV}, log_dir / "mlflow-server.log", f"http://127.0.0.1:{port}/health"):
+        yield f"http://127.0.0.1:{port}"
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+
+
+def screenshot(url: str, out: Path, tmp: Path, size: str = "1440,900", wait_ms: int = 15000) -> Path:
+    """A headless Chromium screenshot of ``url`` (a loopback page) saved to ``out``."""
+    chromium = next((c for c in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(c).exists()), None)
+    if chromium is None:
+        raise RuntimeError("Chromium is not installed: .ci/install installs Debian's chromium")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", f"--window-size={size}",
+                    f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
+                   check=True, capture_output=True, timeout=120)
+    return out

@@ -1,0 +1,167 @@
+"""The whole pipeline on a tiny real-data config, three ways: `dvc repro` (each stage a Prefect
+flow run on a real loopback Prefect server), the `pipeline` flow against the same server (its
+steps come from the task cache), deployments registered there, `dvc exp run`; and screenshots
+of the Prefect and MLflow UIs saved under test-artifacts/."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import FRNET_CKPT, LFW_DIR, REPO, SHARED
+from tests.servers import QUIET_ENV, mlflow_server, prefect_server, screenshot
+
+pytestmark = pytest.mark.slow
+ARTIFACTS = Path(os.environ.get("LRFACE_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+def tiny_params(root: Path) -> dict:
+    """2 LFW folds x 24 real pairs; ~160 real training faces; a few steps per alpha."""
+    lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
+    body = []
+    for fold in range(2):
+        block = lines[600 * fold : 600 * fold + 600]
+        body += block[:12] + block[300:312]
+    (root / "pairs-tiny.txt").write_text("2 12\n" + "\n".join(body) + "\n")
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["paths"].update(data_root=str(SHARED / "data"), frnet_checkpoint=str(FRNET_CKPT))
+    p["data"]["rows_per_shard"] = 100
+    p["data"]["datasets"]["lfw"].update(pairs=str(root / "pairs-tiny.txt"), reference_landmarks=None,
+                                        landmarks_file="lfw/reference_landmarks.txt", fallback_landmarks=None)
+    p["data"]["datasets"]["train"].update(sources=[{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
+                                          limit=160, val_fraction=0.1,
+                                          landmarks_file="lfw/reference_landmarks.txt")
+    p["align"]["workers"] = 1
+    p["train"].update(steps=6, batch_size=8, checkpoint_every=3, validate_every=6, log_every=2,
+                      val_max_faces=16)
+    p["evaluate"].update(sizes=["7x6", "14x12"], grid_pairs=2)
+    return p
+
+
+def sh(cmd: str, cwd: Path, env: dict, timeout: int = 900) -> str:
+    out = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+    return out.stdout + out.stderr
+
+
+def api(url: str, path: str, body: dict | None = None):
+    req = urllib.request.Request(f"{url}/api/{path}", data=json.dumps(body or {}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A temporary copy of the repo (tiny params, own git) and a Prefect server on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("orchestration")
+    repo = root / "repo"
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if f != "dvc.lock" and (REPO / f).is_file():
+            (repo / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / f, repo / f)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(root), sort_keys=False))
+    home = root / "prefect-home"
+    home.mkdir()
+    with prefect_server(home) as url:
+        env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"{url}/api",
+               "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(repo)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        sh("git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny", repo, env)
+        yield {"repo": repo, "url": url, "env": env, "root": root}
+
+
+def _flow_runs(url: str) -> list[dict]:
+    return api(url, "flow_runs/filter", {"limit": 200})
+
+
+def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
+    repo, url, env = world["repo"], world["url"], world["env"]
+    out = sh("dvc repro", repo, env, timeout=1500)
+    for stage in ("align@lfw", "align@train", "shards@lfw", "shards@train", "train@0", "train@0.5", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    # MLflow (embedded SQLite in the repo's work dir): two registered versions, each evaluated.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'data' / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'lrface-srnet'")
+    assert sorted(v.tags["alpha"] for v in versions) == ["0", "0.5"]
+    metrics = json.loads((repo / "data" / "metrics.json").read_text())
+    evaluated = metrics["mlflow_runs"]
+    for v in versions:
+        run_id = next(r for m, r in evaluated.items() if f"v{v.version}" in m or f"/{v.version}" in m)
+        run = client.get_run(run_id)
+        assert "lfw/acc_14x12" in run.data.metrics and 40 <= run.data.metrics["lfw/acc_14x12"] <= 100
+    assert (repo / "data" / "reports" / "table.md").read_text().count("|") > 10
+    # Each stage was a Prefect flow run on the server, named for what it ran, and completed.
+    runs = _flow_runs(url)
+    names = {r["name"]: r["state_type"] for r in runs}
+    for name in ("prepare lfw: ['align']", "prepare train: ['shards']", "train alpha=0.5", "evaluate lfw"):
+        assert names.get(name) == "COMPLETED", (name, names)
+    # Nothing changed: nothing runs.
+    again = sh("dvc repro", repo, env)
+    assert "Running stage" not in again
+    # A degradation change invalidates only the shards stages and what follows them.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["degrade"]["kernel"] = "bilinear"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = sh("dvc status", repo, env)
+    assert "shards@lfw" in status and "align@lfw" not in status and "align@train" not in status
+    params["degrade"]["kernel"] = "bicubic"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git add -A && git -c user.email=t@t -c user.name=t commit -qm 'dvc repro'", repo, env)
+
+
+def test_pipeline_flow_on_the_server_uses_the_task_cache(world):
+    repo, url, env = world["repo"], world["url"], world["env"]
+    out = sh(f"{sys.executable} -m flows pipeline", repo, env, timeout=900)
+    assert "trained" in out
+    pipeline = [r for r in _flow_runs(url) if r["name"].startswith("pipeline")]
+    assert len(pipeline) == 1 and pipeline[0]["state_type"] == "COMPLETED"
+    children = api(url, "flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [pipeline[0]["id"]]}}})
+    tasks = api(url, "task_runs/filter", {"flow_runs": {"id": {"any_": [pipeline[0]["id"]] +
+                                                          [c["id"] for c in children]}}, "limit": 200})
+    states = {t["name"]: t["state_name"] for t in tasks}
+    # Data and models exist with the same inputs: those steps are cached, not recomputed.
+    for name in ("align lfw", "shards train", "train alpha=0.0", "train alpha=0.5"):
+        assert states.get(name) == "Cached", states
+    assert states.get("evaluate lfw") == "Completed"
+    artifacts = api(url, "artifacts/filter", {"artifacts": {"key": {"any_": ["lfw-results"]}}})
+    assert artifacts and "| bicubic" in artifacts[0]["data"] and "training alpha=0.5" in artifacts[0]["data"]
+
+
+def test_deployments_and_ui_screenshots(world):
+    repo, url, env = world["repo"], world["url"], world["env"]
+    sh("prefect work-pool create lrface --type process --overwrite", repo, env)
+    sh("prefect --no-prompt deploy --all", repo, {**env, "LRFACE_REPO": str(repo)})
+    deps = {d["name"]: d for d in api(url, "deployments/filter", {})}
+    assert {"lrface-pipeline", "lrface-prepare", "lrface-train", "lrface-evaluate"} <= set(deps)
+    pipe = deps["lrface-pipeline"]
+    assert pipe["work_pool_name"] == "lrface" and pipe["entrypoint"] == "flows/pipeline.py:pipeline"
+    assert str(repo) in json.dumps(pipe["pull_steps"])
+    tmp = world["root"] / "chromium"
+    shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp)]
+    with mlflow_server(f"sqlite:///{repo / 'data' / 'mlflow.db'}", repo / "data" / "mlartifacts",
+                       world["root"]) as mlflow_url:
+        shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp))
+    for s in shots:
+        assert s.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_dvc_exp_run_trains_and_evaluates_a_new_alpha(world):
+    repo, env = world["repo"], world["env"]
+    out = sh("dvc exp run -n alpha025 -S 'train.alphas=[0.25]'", repo, env, timeout=900)
+    assert "Running stage 'train@0.25'" in out and "Running stage 'evaluate'" in out
+    shown = sh("dvc exp show --json", repo, env)
+    assert "alpha025" in shown
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'data' / 'mlflow.db'}")
+    assert "0.25" in {v.tags["alpha"] for v in client.search_model_versions("name = 'lrface-srnet'")}
