@@ -19,7 +19,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("lrface.commands.train", "run", "train SRNet with the joint loss on Ray Train"),
     "evaluate": ("lrface.commands.evaluate", "run", "LFW cross-resolution verification table and reports"),
     "compare": ("lrface.commands.compare", "run", "compare registered SRNet versions; promote a champion"),
+    "verify": ("lrface.commands.infer", "run_verify", "are the faces in two images the same person?"),
+    "identify": ("lrface.commands.infer", "run_identify", "who in a gallery folder is the face in an image?"),
+    "export": ("lrface.commands.infer", "run_export", "export SRNet and FRNet to ONNX, checked against torch"),
+    "serve": ("lrface.commands.serve", "run", "serve face verification over HTTP on 127.0.0.1 (MLflow)"),
 }
+# Modules whose argument function is not called add_arguments.
+ARGUMENTS = {"verify": "add_verify_arguments", "identify": "add_identify_arguments",
+             "export": "add_export_arguments"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, _, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        _load(module, "add_arguments")(p)
+        _load(module, ARGUMENTS.get(name, "add_arguments"))(p)
     return parser
 
 

@@ -66,8 +66,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return m
 
 
-def warp_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = SPHEREFACE_TEMPLATE) -> np.ndarray:
-    """Warp ``image`` so ``landmarks`` land on ``template``; returns a 112x96 uint8 RGB face.
+def warp_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = SPHEREFACE_TEMPLATE,
+              size: tuple[int, int] = FACE_SIZE) -> np.ndarray:
+    """Warp ``image`` so ``landmarks`` land on ``template``; returns a ``size`` (112x96) uint8 RGB face.
 
     Landmarks use the pixel-index convention (pixel centres at integers, as MTCNN/OpenCV);
     PIL samples with centres at +0.5, which the translation below accounts for.
@@ -79,11 +80,16 @@ def warp_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = S
     d, e, f = inv[1]
     c += 0.5 - 0.5 * (a + b)
     f += 0.5 - 0.5 * (d + e)
-    h, w = FACE_SIZE
+    h, w = size
     out = Image.fromarray(image).transform(
         (w, h), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BICUBIC
     )
     return np.array(out)
+
+
+def scaled_template(factor: int, template: np.ndarray = SPHEREFACE_TEMPLATE) -> np.ndarray:
+    """``template`` on the grid of a face downscaled by ``factor`` (index convention: centre at 0)."""
+    return (np.asarray(template, np.float64) + 0.5) / factor - 0.5
 
 
 def choose_face(faces: list[Face], policy: str, image_hw: tuple[int, int]) -> Face:

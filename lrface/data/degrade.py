@@ -143,3 +143,27 @@ def make_lr(face: np.ndarray, cfg: DegradeConfig, sample_id: str) -> dict[str, n
         else:
             out[name] = downsample(face, hw, cfg.kernel)
     return out
+
+
+def small_face_frame(image: np.ndarray, landmarks: np.ndarray, width_px: float,
+                     frame_hw: tuple[int, int] = (120, 160), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A surveillance-like frame: ``image`` shrunk (anti-aliased bicubic) so that the face's
+    aligned 112x96 crop is ``width_px`` wide, pasted at a seeded spot on a textured background.
+
+    Returns the frame and the landmarks in it. ``width_px=12`` gives a face of 14x12 size.
+    """
+    from lrface.inference import face_width
+
+    scale = width_px / face_width(np.asarray(landmarks, np.float64))
+    h, w = image.shape[:2]
+    sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
+    if sh > frame_hw[0] or sw > frame_hw[1]:
+        raise ValueError(f"a {sh}x{sw} face image does not fit a {frame_hw} frame")
+    small = np.array(Image.fromarray(image).resize((sw, sh), Image.Resampling.BICUBIC, reducing_gap=None))
+    rng = np.random.default_rng(seed)
+    frame = rng.normal(110, 25, (*frame_hw, 3)).clip(0, 255).astype(np.uint8)
+    frame = np.array(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(2)))
+    y, x = int(rng.integers(0, frame_hw[0] - sh + 1)), int(rng.integers(0, frame_hw[1] - sw + 1))
+    frame[y : y + sh, x : x + sw] = small
+    lm = (np.asarray(landmarks, np.float64) + 0.5) * (sw / w, sh / h) - 0.5 + (x, y)
+    return frame, lm

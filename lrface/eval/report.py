@@ -15,6 +15,9 @@ import torch
 
 from lrface.eval.lfw import HR_SIZE, Result
 from lrface.eval.methods import Restorer
+from lrface.eval.verification import threshold_at_far
+
+DECISION_FARS = (1e-2, 1e-3)  # FARs at which a verification threshold is published
 
 SIZE_ORDER = ["7x6", "14x12", "16x16", "28x24", HR_SIZE]
 
@@ -55,9 +58,15 @@ def write_tables(results: Sequence[Result], out: Path) -> dict[str, Path]:
 
 
 def result_metrics(r: Result) -> dict[str, float]:
-    """Metric names of one cell, e.g. ``acc_14x12`` (MLflow allows no '@' in names)."""
-    return {f"acc_{r.size}": round(r.acc, 6), f"acc_std_{r.size}": round(r.acc_std, 6),
-            f"auc_{r.size}": round(r.auc, 6), f"tar_far1e-3_{r.size}": round(r.tar_at_far_1e3, 6)}
+    """Metric names of one cell, e.g. ``acc_14x12`` (MLflow allows no '@' in names).
+
+    ``thr_far1e-3_<size>`` is the raw-cosine threshold that accepts at most 0.1 % of the impostor
+    pairs: what inference uses to decide same/different at a stated FAR."""
+    out = {f"acc_{r.size}": round(r.acc, 6), f"acc_std_{r.size}": round(r.acc_std, 6),
+           f"auc_{r.size}": round(r.auc, 6), f"tar_far1e-3_{r.size}": round(r.tar_at_far_1e3, 6)}
+    for far in DECISION_FARS:
+        out[f"thr_far{far:.0e}_{r.size}".replace("e-0", "e-")] = round(threshold_at_far(r.roc, far), 6)
+    return out
 
 
 def metrics_dict(results: Sequence[Result]) -> dict[str, Any]:

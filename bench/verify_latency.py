@@ -1,0 +1,125 @@
+"""Verification latency and 1:N identify throughput on this CPU, SRNet vs bicubic, in one run.
+
+* ms per pair, 28x24 probe vs 112x96 gallery, from aligned faces (real LFW pairs from the shards):
+  restore the probe (SRNet x4 -> 112x96, or bicubic), FRNet flip features of probe and gallery,
+  cosine; at batch 1 and batch 64. The SR share is printed beside FRNet's (SR should cost no
+  more than the recognition it feeds).
+* ms per pair end to end from frames (MTCNN detection on an upscaled frame + alignment + above),
+  for 14x12-sized faces in 120x160 frames, batch 1.
+* identify: top-5 search of 28x24 probes against a 5,000-face gallery (real LFW 112x96
+  features): search alone, and with the probe's restoration + features.
+
+Usage: python bench/verify_latency.py [--srnet PATH] [--pairs 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lrface.checkpoints import load_frnet, load_srnet
+from lrface.config import load_params
+from lrface.data.datasets import open_shards
+from lrface.data.tensors import iter_face_batches
+from lrface.eval.methods import Bicubic, SRNetRestorer
+from lrface.models import SRNet, SRNetConfig
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--srnet", help="SRNet checkpoint (default: <work_dir>/models/srnet-alpha0.5/srnet.pt)")
+    ap.add_argument("--pairs", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--gallery", type=int, default=5000)
+    args = ap.parse_args()
+    params = load_params(args.params)
+    frnet = load_frnet(params.path("frnet_checkpoint"))
+    ckpt = Path(args.srnet) if args.srnet else params.path("work_dir") / "models" / "srnet-alpha0.5" / "srnet.pt"
+    srnet = load_srnet(ckpt) if ckpt.is_file() else SRNet(SRNetConfig.from_dict(params.section("model")))
+    print(f"SRNet: {ckpt if ckpt.is_file() else 'untrained (same architecture; timing only)'}; "
+          f"torch threads {torch.get_num_threads()}")
+    shards = open_shards(params, params.section("evaluate").get("dataset", "lfw"))
+    batch = next(iter_face_batches(shards, ["hr_png", "lr_28x24"], max(args.pairs, 64), verify=False))
+    hr, lr = batch["hr_png"], batch["lr_28x24"]
+    methods = {"bicubic": Bicubic(), "srnet": SRNetRestorer(srnet)}
+    rows = []
+    for bs in (1, 64):
+        p, g = lr[:bs], hr[:bs]
+        f_ms = median_ms(lambda g=g: frnet.embed_flip(g), args.repeats) / bs  # one side's features
+        for name, restore in methods.items():
+            r_ms = median_ms(lambda p=p, restore=restore: restore(p), args.repeats) / bs
+
+            def pair(p=p, g=g, restore=restore):
+                a, b = frnet.embed_flip(restore(p)), frnet.embed_flip(g)
+                return torch.nn.functional.cosine_similarity(a, b)
+
+            rows.append((name, bs, median_ms(pair, args.repeats) / bs, r_ms, f_ms))
+    print("\nms per verified pair, 28x24 probe vs 112x96 gallery (aligned faces)")
+    print(f"{'method':<9}{'batch':>6}{'ms/pair':>9}{'restore ms/face':>17}{'FRNet ms/face':>15}")
+    for name, bs, ms, r, f in rows:
+        print(f"{name:<9}{bs:>6}{ms:>9.2f}{r:>17.2f}{f:>15.2f}")
+    print("paper: 12.5 ms per 28x24 pair on a TITAN X GPU")
+
+    end_to_end(params, srnet, frnet, args.repeats)
+
+    feats = np.random.default_rng(0).normal(size=(args.gallery, 256)).astype(np.float32)
+    cache = sorted((params.path("work_dir") / "cache" / "features").glob("hr-*.npy"))
+    if cache:
+        real = np.load(cache[0])
+        real = real[np.abs(real).sum(1) > 0]
+        feats = np.resize(real, (args.gallery, 256)) if len(real) < args.gallery else real[: args.gallery]
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    from lrface.gallery import Gallery
+
+    gal = Gallery(Path("."), [str(i) for i in range(len(feats))], [str(i) for i in range(len(feats))], feats,
+                  {}, 0, 0)
+    q = frnet.embed_flip(methods["srnet"](lr[:64])).numpy()
+    search_ms = median_ms(lambda: gal.search(q, 5), args.repeats) / len(q)
+    full_ms = median_ms(lambda: gal.search(frnet.embed_flip(methods["srnet"](lr[:64])).numpy(), 5),
+                        args.repeats) / len(q)
+    print(f"\nidentify, top-5 against {len(feats)} gallery faces "
+          f"({'real LFW features' if cache else 'random features'}), 64 probes at 28x24 with SRNet")
+    print(f"search only: {search_ms:.3f} ms/probe ({1000 / search_ms:,.0f} probes/s)")
+    print(f"restore + features + search: {full_ms:.2f} ms/probe ({1000 / full_ms:,.1f} probes/s)")
+
+
+def end_to_end(params, srnet, frnet, repeats: int) -> None:
+    """Frames with 14x12-sized faces -> detection -> alignment -> restoration -> features."""
+    from lrface.data.align import read_landmarks_file
+    from lrface.data.degrade import small_face_frame
+    from lrface.data.images import load_rgb
+    from lrface.inference import FaceVerifier, InferenceConfig
+
+    root = params.path("data_root") / "lfw"
+    marks = read_landmarks_file(root / "reference_landmarks.txt")
+    rels = sorted(marks)[:2]
+    frames = [small_face_frame(load_rgb(root / "lfw-deepfunneled" / r), marks[r], 12, seed=i)[0]
+              for i, r in enumerate(rels)]
+    cfg = InferenceConfig.from_dict({**(params.get("inference") or {}), "srnet": None, "threshold": 0.3})
+    print("\nms per verified pair end to end (two 120x160 frames, 14x12-sized faces, batch 1)")
+    for name, model in (("bicubic", None), ("srnet", srnet)):
+        v = FaceVerifier(frnet, model, cfg)
+        ms = median_ms(lambda v=v: v.verify(frames[0], frames[1]), repeats)
+        det = median_ms(lambda v=v: v.detect(frames), repeats)
+        print(f"{name:<9}{ms:>9.1f} ms/pair, of which detection {det:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

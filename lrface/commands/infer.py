@@ -1,0 +1,136 @@
+"""``lrface verify`` (1:1) and ``lrface identify`` (1:N) on real images."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+
+from lrface.commands import params_from_args
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--srnet", default="", metavar="SPEC",
+                   help="SRNet checkpoint path or models:/lrface-srnet@alias (default: inference.srnet)")
+    p.add_argument("--bicubic", action="store_true", help="no SRNet: small faces are upscaled bicubically")
+    p.add_argument("--threshold", type=float, help="fixed decision threshold instead of the evaluation's")
+    p.add_argument("--json", action="store_true", help="JSON output instead of a table")
+
+
+def add_verify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--face-a", type=int, help="which face of A (index in the listing; default the largest)")
+    p.add_argument("--face-b", type=int, help="which face of B")
+    _model_arguments(p)
+
+
+def add_identify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("probe")
+    p.add_argument("--gallery", required=True, help="folder of enrolled faces: <identity>/<image> or <identity>.jpg")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--cache", help="Parquet cache of the gallery's embeddings "
+                                   "(default: <work_dir>/cache/gallery/<hash of the folder>.parquet)")
+    p.add_argument("--face", type=int, help="which face of the probe (default the largest)")
+    p.add_argument("--no-progress", action="store_true")
+    _model_arguments(p)
+
+
+def _verifier(args: argparse.Namespace):
+    from lrface.inference import load_verifier
+
+    return load_verifier(params_from_args(args), None if args.bicubic else args.srnet, args.threshold)
+
+
+def _faces_table(e) -> list[str]:
+    lines = []
+    for i, f in enumerate(e.faces):
+        mark = "*" if i == e.used else " "
+        box = ", ".join(f"{v:.0f}" for v in f.box)
+        lines.append(f"  {mark} face {i}: box [{box}], {f.width_px:.1f} px wide, score {f.score:.3f}")
+    lines.append(f"    used face {e.used}: {e.route} from {e.size}")
+    return lines
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    v = _verifier(args)
+    res = v.verify(args.image_a, args.image_b, [args.face_a, args.face_b])
+    if args.json:
+        print(json.dumps({**res.as_dict(), "model": v.model_name}, indent=2))
+        return 0
+    for label, e in (("A", res.a), ("B", res.b)):
+        print(f"{label}: {e.source} ({len(e.faces)} face{'s' if len(e.faces) != 1 else ''})")
+        print("\n".join(_faces_table(e)))
+    far = f" (FAR {res.far:g} at {res.size}, {v.model_name})" if res.far is not None else " (fixed)"
+    print(f"similarity {res.similarity:.4f}, threshold {res.threshold:.4f}{far}: "
+          f"{'SAME person' if res.same else 'DIFFERENT people'}")
+    return 0
+
+
+def run_identify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lrface.gallery import build_gallery
+
+    params = params_from_args(args)
+    v = _verifier(args)
+    root = Path(args.gallery).resolve()
+    cache = Path(args.cache) if args.cache else (
+        params.path("work_dir") / "cache" / "gallery" / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.parquet")
+    gallery = build_gallery(v, root, cache, progress=not args.no_progress)
+    if not gallery.paths:
+        raise ValueError(f"{root}: no gallery image has a usable face ({len(gallery.failed)} failed)")
+    probe = v.embed([args.probe], [args.face])[0]
+    hits = gallery.search(probe.embedding[None], args.top_k)[0]
+    thr = v.thresholds.get(probe.size, args.threshold)
+    result = {
+        "probe": probe.summary(), "model": v.model_name,
+        "gallery": {"folder": str(root), "enrolled": len(gallery.paths), "failed": gallery.failed,
+                    "reused_from_cache": gallery.reused, "embedded": gallery.embedded, "cache": str(cache)},
+        "threshold": thr,
+        "matches": [{"rank": r + 1, "identity": gallery.identities[i], "path": gallery.paths[i],
+                     "similarity": round(s, 6), "accepted": None if thr is None else bool(s >= thr)}
+                    for r, (i, s) in enumerate(hits)],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"probe: {probe.source}")
+    print("\n".join(_faces_table(probe)))
+    g = result["gallery"]
+    print(f"gallery: {g['enrolled']} faces ({g['reused_from_cache']} from cache, {g['embedded']} embedded, "
+          f"{len(g['failed'])} failed)")
+    for m in result["matches"]:
+        ok = "" if m["accepted"] is None else ("  match" if m["accepted"] else "")
+        print(f"  {m['rank']:>2}. {m['identity']:<30} {m['similarity']:.4f}{ok}")
+    return 0
+
+
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="folder for srnet.onnx and frnet.onnx")
+    p.add_argument("--srnet", default="", metavar="SPEC",
+                   help="SRNet checkpoint path or models:/... (default: inference.srnet)")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from lrface.checkpoints import load_frnet
+    from lrface.export import export_frnet, export_srnet, max_difference
+    from lrface.inference import load_verifier
+
+    params = params_from_args(args)
+    v = load_verifier(params, args.srnet, threshold=0.0)  # threshold unused: no lookup needed
+    if v.srnet is None:
+        raise ValueError("no SRNet to export: pass --srnet or set inference.srnet")
+    out = Path(args.out)
+    report = {}
+    sr = export_srnet(v.srnet, out / "srnet.onnx")
+    report["srnet"] = {"path": str(sr), "max_abs_diff": max_difference(
+        v.srnet, sr, [torch.rand(1, 3, 7, 6), torch.rand(4, 3, 14, 12), torch.rand(2, 3, 28, 24)])}
+    fr = export_frnet(load_frnet(params.path("frnet_checkpoint")), out / "frnet.onnx")
+    report["frnet"] = {"path": str(fr), "max_abs_diff": max_difference(v.frnet, fr, [torch.rand(3, 3, 112, 96)])}
+    print(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,54 @@
+"""``lrface serve``: package the configured verifier as an MLflow model and serve it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from lrface.commands import params_from_args
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    p.add_argument("--port", type=int, default=5001)
+    p.add_argument("--srnet", default="", metavar="SPEC",
+                   help="SRNet checkpoint path or models:/... (default: inference.srnet)")
+    p.add_argument("--bicubic", action="store_true", help="serve without SRNet")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--model-uri", help="serve this logged verifier (models:/lrface-verifier/N) as it is")
+    p.add_argument("--workers", type=int, default=1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lrface.tracking import setup_mlflow
+
+    params = params_from_args(args)
+    setup_mlflow(params)
+    uri = args.model_uri
+    if uri is None:
+        from lrface.checkpoints import save_srnet
+        from lrface.inference import load_verifier
+        from lrface.serving import log_verifier
+
+        v = load_verifier(params, None if args.bicubic else args.srnet, args.threshold)
+        with tempfile.TemporaryDirectory() as d:
+            srnet_path = save_srnet(v.srnet, Path(d) / "srnet.pt") if v.srnet is not None else None
+            uri = log_verifier(v, srnet_path, params.path("frnet_checkpoint"))
+        print(f"logged {uri} ({v.model_name}; thresholds {v.thresholds or 'fixed ' + str(args.threshold)})",
+              flush=True)
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    cmd = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", args.host,
+           "-p", str(args.port), "-w", str(args.workers)]
+    print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
+    os.execvpe(cmd[0], cmd, {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "")
+                             or _tracking_uri()})
+
+
+def _tracking_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
