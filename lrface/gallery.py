@@ -24,7 +24,7 @@ CACHE_SCHEMA = pa.schema([
     pa.field("path", pa.string()), pa.field("size", pa.int64()), pa.field("mtime_ns", pa.int64()),
     pa.field("fingerprint", pa.string()), pa.field("identity", pa.string()), pa.field("error", pa.string()),
     pa.field("route", pa.string()), pa.field("grid", pa.string()),
-    pa.field("embedding", pa.list_(pa.float32(), 256)),
+    pa.field("embedding", pa.list_(pa.float32())),  # null for files that failed
 ])
 
 

@@ -65,7 +65,7 @@ class InferenceConfig:
 
     sr_below_px: float = 40.0  # aligned-crop width below which SRNet is used
     min_face_px: float = 6.0  # below this (a 7x6 face) nothing is guessed
-    min_score: float = 0.85
+    min_score: float = 0.9
     min_face_size: int = 20  # MTCNN's smallest face at the detection scale
     detect_upscales: tuple[int, ...] = (1, 2, 4, 8)  # tried in turn until a face is found
     detect_max_pixels: int = 12_000_000  # largest upscaled frame handed to MTCNN

@@ -31,7 +31,7 @@ def landmarks():
     return read_landmarks_file(LFW_DIR / "reference_landmarks.txt")
 
 
-def frame(rel, landmarks, width, path, seed=0, hw=(120, 160)):
+def frame(rel, landmarks, width, path, seed=0, hw=(200, 240)):
     img = load_rgb(LFW_DIR / "lfw-deepfunneled" / rel)
     f, _ = small_face_frame(img, landmarks[rel], width, hw, seed)
     Image.fromarray(f).save(path)
@@ -63,11 +63,14 @@ def cli(work, *args, timeout=300):
 
 
 def test_small_faces_are_found_and_routed_by_size(verifier, landmarks, tmp_path):
-    paths = [frame(SAME[0], landmarks, w, tmp_path / f"w{w}.png", seed=w) for w in (12, 6, 24, 80)]
+    from lrface.inference import sr_factor
+
+    assert [sr_factor(w) for w in (5, 8, 9, 12, 16, 24, 39)] == [16, 16, 8, 8, 8, 4, 4]
+    paths = [frame(SAME[0], landmarks, w, tmp_path / f"w{w}.png", seed=w) for w in (12, 24, 80)]
     embs = verifier.embed(paths)
     got = [(e.route, e.size) for e in embs]
-    assert got == [("bicubic", "14x12"), ("bicubic", "7x6"), ("bicubic", "28x24"), ("direct", "112x96")]
-    for e, w in zip(embs, (12, 6, 24, 80), strict=True):
+    assert got == [("bicubic", "14x12"), ("bicubic", "28x24"), ("direct", "112x96")]
+    for e, w in zip(embs, (12, 24, 80), strict=True):
         assert abs(e.faces[e.used].width_px - w) / w < 0.35, (e.faces, w)
         assert np.isfinite(e.embedding).all()
 

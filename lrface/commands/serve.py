@@ -44,8 +44,10 @@ def run(args: argparse.Namespace) -> int:
     cmd = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", args.host,
            "-p", str(args.port), "-w", str(args.workers)]
     print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
-    os.execvpe(cmd[0], cmd, {**os.environ, "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "")
-                             or _tracking_uri()})
+    bin_dir = str(Path(sys.executable).parent)  # mlflow runs uvicorn from PATH: this venv's
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "") or _tracking_uri()}
+    os.execvpe(cmd[0], cmd, env)
 
 
 def _tracking_uri() -> str:
