@@ -98,8 +98,10 @@ def test_local_start_and_stop_scripts(tmp_path):
     ports = {"RAY_PORT": free_port(), "PREFECT_PORT": free_port(), "MLFLOW_PORT": free_port()}
     env = {**os.environ, **QUIET_ENV, **{k: str(v) for k, v in ports.items()}, "LRFACE_INFRA_DIR": str(state),
            "VENV_BIN": str(Path(os.sys.executable).parent)}
-    out = subprocess.run([str(REPO / "infra/local/start.sh")], env=env, capture_output=True, text=True, timeout=300)
+    tree: set[int] = set()
     try:
+        out = subprocess.run([str(REPO / "infra/local/start.sh")], env=env, capture_output=True, text=True,
+                             timeout=300)
         assert out.returncode == 0, out.stdout + out.stderr
         pids = dict(line.split() for line in (state / "pids").read_text().splitlines())
         assert set(pids) == {"ray", "prefect", "mlflow"}

@@ -16,7 +16,9 @@ RAY_PORT=${RAY_PORT:-6379}
 PREFECT_PORT=${PREFECT_PORT:-4200}
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
 HOST=127.0.0.1
-mkdir -p "$STATE/logs" "$STATE/prefect" "$STATE/mlflow/artifacts" "$STATE/ray"
+# Ray's socket paths must stay under 107 bytes: its temp dir is short, under /tmp.
+RAY_TMP=${LRFACE_RAY_TMP:-/tmp/lrface-ray-$(echo "$STATE" | cksum | cut -d' ' -f1)}
+mkdir -p "$STATE/logs" "$STATE/prefect" "$STATE/mlflow/artifacts" "$RAY_TMP"
 
 if [ -s "$STATE/pids" ]; then
   echo "already started (see $STATE/pids); run infra/local/stop.sh first" >&2
@@ -40,7 +42,7 @@ wait_http() {  # name url seconds pid
 
 # Ray head: --block keeps `ray start` in the foreground; stopping it stops the node it started.
 "$VENV_BIN/ray" start --head --block --node-ip-address=$HOST --port="$RAY_PORT" \
-  --include-dashboard=false --temp-dir="$STATE/ray" --disable-usage-stats \
+  --include-dashboard=false --temp-dir="$RAY_TMP" --disable-usage-stats \
   > "$STATE/logs/ray.log" 2>&1 &
 record ray $!
 RAY_PID=$!
@@ -60,7 +62,7 @@ MLFLOW_PID=$!
 wait_http prefect "http://$HOST:$PREFECT_PORT/api/health" 120 $PREFECT_PID
 wait_http mlflow "http://$HOST:$MLFLOW_PORT/health" 120 $MLFLOW_PID
 t=0
-until "$VENV_BIN/python" -c "import ray, sys; ray.init(address='$HOST:$RAY_PORT', log_to_driver=False); sys.exit(0 if ray.cluster_resources().get('CPU') else 1)" >/dev/null 2>&1; do
+until timeout 30 "$VENV_BIN/python" -c "import ray, sys; ray.init(address='$HOST:$RAY_PORT', log_to_driver=False); sys.exit(0 if ray.cluster_resources().get('CPU') else 1)" >/dev/null 2>&1; do
   kill -0 $RAY_PID 2>/dev/null || { echo "ray exited; see $STATE/logs/ray.log" >&2; exit 1; }
   t=$((t + 1)); [ "$t" -gt 60 ] && { echo "ray head not healthy" >&2; exit 1; }
   sleep 1
