@@ -98,8 +98,8 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
     for v in versions:
         run_id = next(r for m, r in evaluated.items() if f"v{v.version}" in m or f"/{v.version}" in m)
         run = client.get_run(run_id)
-        assert "lfw/acc_14x12" in run.data.metrics and 40 <= run.data.metrics["lfw/acc_14x12"] <= 100
-    assert (repo / "data" / "reports" / "table.md").read_text().count("|") > 10
+        assert "lfw/acc_14x12" in run.data.metrics and 0.3 <= run.data.metrics["lfw/acc_14x12"] <= 1
+    assert (repo / "data" / "reports" / "lfw_table.md").read_text().count("|") > 10
     # Each stage was a Prefect flow run on the server, named for what it ran, and completed.
     runs = _flow_runs(url)
     names = {r["name"]: r["state_type"] for r in runs}
