@@ -7,28 +7,16 @@ Prints one table; numbers are medians over ``--repeats`` timed runs after one wa
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import median_ms
 
 from lrface.checkpoints import load_frnet
 from lrface.config import load_params
 from lrface.models import SRNet, SRNetConfig, model_size
 
 LR_SIZES = [(7, 6), (14, 12), (28, 24)]
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def main() -> None:

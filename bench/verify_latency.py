@@ -15,13 +15,11 @@ Usage: python bench/verify_latency.py [--srnet PATH] [--pairs 64] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_ms
 
 from lrface.checkpoints import load_frnet, load_srnet
 from lrface.config import load_params
@@ -29,16 +27,6 @@ from lrface.data.datasets import open_shards
 from lrface.data.tensors import iter_face_batches
 from lrface.eval.methods import Bicubic, SRNetRestorer
 from lrface.models import SRNet, SRNetConfig
-
-
-def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
 
 
 def main() -> None:

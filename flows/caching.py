@@ -1,8 +1,8 @@
 """Cache keys for the flows' tasks: a hash of exactly what a step's result depends on.
 
 A key covers the step, the params it reads, the content digest of its inputs (shard manifests,
-the FRNet file, the raw image tree's listing) and the lrface version. It is ``None`` (no cache)
-when the step's output is missing, so a deleted output is always rebuilt.
+the FRNet file, the raw image tree's listing) and the lrface version. The flows call a task with
+``refresh_cache`` when its output is missing, so a deleted output is always rebuilt.
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ def dotted(data: dict[str, Any], key: str) -> Any:
     return node
 
 
-def stage_key(step: str, params: Params, sections: list[str], inputs: list[str], output: Path) -> str | None:
-    """The cache key of ``step``; ``None`` while its ``output`` does not exist."""
-    if not output.exists():
-        return None
+def stage_key(step: str, params: Params, sections: list[str], inputs: list[str]) -> str:
+    """The cache key of ``step``."""
     chosen = {s: dotted(params, s) for s in sections}
     return f"lrface-{step}-{digest(step, chosen, inputs, __version__)[:32]}"

@@ -17,7 +17,17 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.tasks import align_task, evaluate_task, params_of, shards_task, train_task
+from flows.tasks import (
+    align_output,
+    align_task,
+    evaluate_task,
+    fresh_if_missing,
+    params_of,
+    shards_output,
+    shards_task,
+    train_output,
+    train_task,
+)
 
 DATA_STEPS = ("align", "shards")
 
@@ -29,18 +39,20 @@ def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str,
     unknown = set(steps) - set(DATA_STEPS)
     if unknown:
         raise ValueError(f"prepare steps must be among {DATA_STEPS}, got {sorted(unknown)}")
+    p = params_of(params_path, overrides)
     out: dict[str, Any] = {}
     if "align" in steps:
-        out["align"] = align_task(params_path, dataset, overrides)
+        out["align"] = fresh_if_missing(align_task, align_output(p, dataset))(params_path, dataset, overrides)
     if "shards" in steps:
-        out["shards"] = shards_task(params_path, dataset, overrides)
+        out["shards"] = fresh_if_missing(shards_task, shards_output(p, dataset))(params_path, dataset, overrides)
     return out
 
 
 @flow(name="train", flow_run_name="train alpha={alpha}")
 def train(alpha: float, params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
     """Train and register SRNet for one alpha."""
-    return train_task(params_path, float(alpha), overrides)
+    p = params_of(params_path, overrides)
+    return fresh_if_missing(train_task, train_output(p, float(alpha)))(params_path, float(alpha), overrides)
 
 
 def mlflow_run_link(run_id: str) -> str:
@@ -116,7 +128,8 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
     log.info("training alphas %s, %d at a time", alphas, width)
     trained: list[dict[str, Any]] = []
     for i in range(0, len(alphas), width):
-        futures = [train_task.submit(params_path, a, overrides) for a in alphas[i : i + width]]
+        futures = [fresh_if_missing(train_task, train_output(p, a)).submit(params_path, a, overrides)
+                   for a in alphas[i : i + width]]
         trained += [f.result() for f in futures]
     result = evaluate(params_path, overrides, p.section("evaluate").get("dataset", "lfw"), None, trained)
     return {"trained": trained, "evaluation": result}

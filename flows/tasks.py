@@ -7,6 +7,7 @@ retried, and a retried training resumes its Ray Train job from the latest checkp
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import task
@@ -53,35 +54,51 @@ def _dataset_inputs(params: Params, dataset: str) -> list[str]:
     return [*(tree_listing_digest(r) for r in roots if r), *(file_digest(f) for f in files if f)]
 
 
-def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
+def align_output(p: Params, dataset: str) -> Path:
     from lrface.data.datasets import dataset_dir
 
+    return dataset_dir(p, dataset) / "aligned" / "summary.json"
+
+
+def shards_output(p: Params, dataset: str) -> Path:
+    from lrface.data.datasets import dataset_dir
+
+    return dataset_dir(p, dataset) / "shards" / "manifest.json"
+
+
+def train_output(p: Params, alpha: float) -> Path:
+    from lrface.train.job import model_dir, train_config
+
+    return model_dir(p, train_config(p, alpha)) / "train_summary.json"
+
+
+def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
     return stage_key(f"align-{ds}", p, ["align", "data.rows_per_shard", f"data.datasets.{ds}"],
-                     _dataset_inputs(p, ds), dataset_dir(p, ds) / "aligned" / "summary.json")
+                     _dataset_inputs(p, ds))
 
 
-def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
-    from lrface.data.datasets import dataset_dir
-
+def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
-    summary = dataset_dir(p, ds) / "aligned" / "summary.json"
     return stage_key(f"shards-{ds}", p, ["degrade", "data.rows_per_shard", "data.split_seed",
-                                         f"data.datasets.{ds}"],
-                     [file_digest(summary)], dataset_dir(p, ds) / "shards" / "manifest.json")
+                                         f"data.datasets.{ds}"], [file_digest(align_output(p, ds))])
 
 
-def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str | None:
-    from lrface.train.job import model_dir, train_config
+def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
+    from lrface.train.job import train_config
 
     p = params_of(args["params_path"], args.get("overrides"))
     cfg = train_config(p, args["alpha"])
-    shards = p.path("work_dir") / cfg.dataset / "shards" / "manifest.json"
+    shards = shards_output(p, cfg.dataset)
     return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train"],
-                     [args["alpha"], file_digest(shards), file_digest(p.path("frnet_checkpoint"))],
-                     model_dir(p, cfg) / "train_summary.json")
+                     [args["alpha"], file_digest(shards), file_digest(p.path("frnet_checkpoint"))])
+
+
+def fresh_if_missing(task_fn, output: Path):
+    """The task, set to ignore its cache when its output is gone (deleted data is rebuilt)."""
+    return task_fn if output.exists() else task_fn.with_options(refresh_cache=True)
 
 
 @task(task_run_name="align {dataset}", cache_key_fn=_align_key, persist_result=True,

@@ -37,6 +37,7 @@ from lrface.data.align import (
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
+from lrface.typed import from_mapping
 
 HR_SIZE = "112x96"
 SR_FACTORS = {4: "28x24", 8: "14x12", 16: "7x6"}
@@ -79,13 +80,7 @@ class InferenceConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> InferenceConfig:
-        d = dict(d or {})
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"unknown inference params: {sorted(unknown)}")
-        if "detect_upscales" in d:
-            d["detect_upscales"] = tuple(int(u) for u in d["detect_upscales"])
-        return cls(**d)
+        return from_mapping(cls, d, "inference", tuples=("detect_upscales",))
 
 
 @dataclass

@@ -20,6 +20,17 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def tiny_pairs_file(path: Path, folds: int = 2, per_fold: int = 12) -> Path:
+    """A View-2 style pairs file: ``folds`` x (``per_fold`` same + ``per_fold`` different) real pairs."""
+    lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
+    body = []
+    for fold in range(folds):
+        block = lines[600 * fold : 600 * fold + 600]
+        body += block[:per_fold] + block[300 : 300 + per_fold]
+    path.write_text(f"{folds} {per_fold}\n" + "\n".join(body) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def frnet_ckpt() -> Path:
     if not FRNET_CKPT.is_file():

@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from lrface.config import load_params
-from tests.conftest import LFW_DIR, REPO
+from tests.conftest import LFW_DIR, REPO, tiny_pairs_file
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +20,7 @@ def small_lfw(tmp_path_factory):
     from lrface.data.shard_stage import run_shards
 
     root = tmp_path_factory.mktemp("eval")
-    lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
-    body = []
-    for fold in range(2):
-        block = lines[600 * fold : 600 * fold + 600]
-        body += block[:12] + block[300:312]
-    (root / "pairs.txt").write_text("2 12\n" + "\n".join(body) + "\n")
+    tiny_pairs_file(root / "pairs.txt")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["paths"] = {"data_root": str(LFW_DIR.parent), "work_dir": str(root / "work"),
                        "frnet_checkpoint": str(LFW_DIR.parents[1] / "weights" / "mobilefacenet_casia_112x96.ckpt")}

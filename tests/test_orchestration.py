@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import FRNET_CKPT, LFW_DIR, REPO, SHARED
+from tests.conftest import FRNET_CKPT, REPO, SHARED, tiny_pairs_file
 from tests.servers import QUIET_ENV, mlflow_server, prefect_server, screenshot
 
 pytestmark = pytest.mark.slow
@@ -23,12 +23,7 @@ ARTIFACTS = Path(os.environ.get("LRFACE_TEST_ARTIFACTS", REPO / "test-artifacts"
 
 def tiny_params(root: Path) -> dict:
     """2 LFW folds x 24 real pairs; ~160 real training faces; a few steps per alpha."""
-    lines = (LFW_DIR / "pairs.txt").read_text().splitlines()[1:]
-    body = []
-    for fold in range(2):
-        block = lines[600 * fold : 600 * fold + 600]
-        body += block[:12] + block[300:312]
-    (root / "pairs-tiny.txt").write_text("2 12\n" + "\n".join(body) + "\n")
+    tiny_pairs_file(root / "pairs-tiny.txt")
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["paths"].update(data_root=str(SHARED / "data"), frnet_checkpoint=str(FRNET_CKPT))
     p["data"]["rows_per_shard"] = 100

@@ -18,12 +18,14 @@ size give ``(N, 3, scale*H, scale*W)``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+
+from lrface.typed import from_mapping
 
 Variant = Literal["wdsr_a", "wdsr_b"]
 
@@ -45,14 +47,7 @@ class SRNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SRNetConfig:
         """Build from a mapping, rejecting unknown keys (typos in params.yaml fail loudly)."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown SRNet config keys: {sorted(unknown)}; known: {sorted(known)}")
-        d = dict(d)
-        if "rgb_mean" in d:
-            d["rgb_mean"] = tuple(float(v) for v in d["rgb_mean"])
-        cfg = cls(**d)
+        cfg = from_mapping(cls, d, "model (SRNet)", tuples=("rgb_mean",))
         cfg.validate()
         return cfg
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from lrface.typed import from_mapping
 
 FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
 
@@ -38,15 +40,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown train params: {sorted(unknown)}")
-        d = dict(d)
-        for k in ("factors", "alphas"):
-            if k in d:
-                d[k] = tuple(d[k])
-        cfg = cls(**d)
+        cfg = from_mapping(cls, d, "train", tuples=("factors", "alphas"))
         bad = [f for f in cfg.factors if f not in FACTOR_SIZES]
         if bad:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")

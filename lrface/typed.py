@@ -1,0 +1,22 @@
+"""Typed config sections: a frozen dataclass built from a ``params.yaml`` mapping, where an unknown
+key (a typo) fails loudly and list values become the tuples the dataclass declares."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def from_mapping(cls: type[T], d: dict[str, Any] | None, section: str, tuples: tuple[str, ...] = ()) -> T:
+    """``cls(**d)`` after rejecting unknown keys and turning the ``tuples`` keys into tuples."""
+    d = dict(d or {})
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {section} params: {sorted(unknown)}; known: {sorted(known)}")
+    for k in tuples:
+        if k in d and d[k] is not None:
+            d[k] = tuple(d[k])
+    return cls(**d)
