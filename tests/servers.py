@@ -65,7 +65,8 @@ def serve(cmd: list[str], env: dict, log_path: Path, health: str):
 @contextmanager
 def prefect_server(home: Path):
     port = free_port()
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home)}
+    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home),
+           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}  # the UI's own calls go to this port
     env.pop("PREFECT_API_URL", None)
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with serve(cmd, env, home.parent / "prefect-server.log", f"http://127.0.0.1:{port}/api/health"):
@@ -86,13 +87,25 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--hide-scrollbars"]
 
 
-def screenshot(url: str, out: Path, tmp: Path, size: str = "1440,900", wait_ms: int = 15000) -> Path:
-    """A headless Chromium screenshot of ``url`` (a loopback page) saved to ``out``."""
+def _chromium() -> str:
     chromium = next((c for c in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(c).exists()), None)
     if chromium is None:
         raise RuntimeError("Chromium is not installed: .ci/install installs Debian's chromium")
+    return chromium
+
+
+def screenshot(url: str, out: Path, tmp: Path, size: str = "1440,900", wait_ms: int = 15000) -> Path:
+    """A headless Chromium screenshot of ``url`` (a loopback page) saved to ``out``."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", f"--window-size={size}",
+    subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", f"--window-size={size}",
                     f"--virtual-time-budget={wait_ms}", f"--screenshot={out}", url],
                    check=True, capture_output=True, timeout=120)
     return out
+
+
+def rendered_dom(url: str, tmp: Path, wait_ms: int = 15000) -> str:
+    """The page's DOM after its scripts ran (what the screenshot shows, as text)."""
+    out = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", "--window-size=1440,900",
+                          f"--virtual-time-budget={wait_ms}", "--dump-dom", url],
+                         check=True, capture_output=True, text=True, timeout=120)
+    return out.stdout

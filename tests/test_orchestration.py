@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import FRNET_CKPT, REPO, SHARED, tiny_pairs_file
-from tests.servers import QUIET_ENV, mlflow_server, prefect_server, screenshot
+from tests.servers import QUIET_ENV, mlflow_server, prefect_server, rendered_dom, screenshot
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("LRFACE_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -144,12 +144,17 @@ def test_deployments_and_ui_screenshots(world):
     assert pipe["work_pool_name"] == "lrface" and pipe["entrypoint"] == "flows/pipeline.py:pipeline"
     assert str(repo) in json.dumps(pipe["pull_steps"])
     tmp = world["root"] / "chromium"
-    shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp)]
+    # The UI rendered the runs (not an error toast): the DOM holds flow-run names.
+    dom = rendered_dom(f"{url}/runs", tmp)
+    assert "train alpha=0.5" in dom and "Can't connect" not in dom
+    shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp, size="1440,1600")]
     with mlflow_server(f"sqlite:///{repo / 'data' / 'mlflow.db'}", repo / "data" / "mlartifacts",
                        world["root"]) as mlflow_url:
+        dom = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp)
+        assert "Version 2" in dom and "alpha" in dom
         shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp))
     for s in shots:
-        assert s.stat().st_size > 20_000  # a rendered page, not a blank one
+        assert s.stat().st_size > 20_000
 
 
 def test_dvc_exp_run_trains_and_evaluates_a_new_alpha(world):

@@ -47,7 +47,7 @@ wait_http() {  # name url seconds pid
 record ray $!
 RAY_PID=$!
 
-"$VENV_BIN/prefect" server start --host $HOST --port "$PREFECT_PORT" \
+PREFECT_UI_API_URL=http://$HOST:$PREFECT_PORT/api "$VENV_BIN/prefect" server start --host $HOST --port "$PREFECT_PORT" \
   > "$STATE/logs/prefect.log" 2>&1 &
 record prefect $!
 PREFECT_PID=$!
