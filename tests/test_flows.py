@@ -1,0 +1,53 @@
+"""Flow plumbing that needs no server: retry policy, cache keys, sweep width."""
+
+from pathlib import Path
+
+import yaml
+from prefect.states import Failed
+
+from flows.caching import stage_key
+from flows.pipeline import parallel_trainings
+from flows.tasks import fresh_if_missing, retry_unless_bad_input, train_task
+from lrface.checkpoints import CheckpointError
+from lrface.config import load_params
+from lrface.data.shards import ShardError
+from lrface.train.job import NonFiniteLossError
+from tests.conftest import REPO
+
+
+def test_retries_only_transient_failures():
+    for permanent in (ShardError("bad shard"), CheckpointError("bad ckpt"), NonFiniteLossError("nan"),
+                      FileNotFoundError("x"), ValueError("bad param")):
+        assert not retry_unless_bad_input(None, None, Failed(data=permanent))
+    for transient in (ConnectionError("ray head gone"), TimeoutError("mlflow"), RuntimeError("worker died")):
+        assert retry_unless_bad_input(None, None, Failed(data=transient))
+
+
+def test_cache_key_follows_params_and_inputs():
+    p = load_params(REPO / "params.yaml")
+    base = stage_key("shards-lfw", p, ["degrade"], ["digest-a"])
+    assert base == stage_key("shards-lfw", load_params(REPO / "params.yaml"), ["degrade"], ["digest-a"])
+    assert base != stage_key("shards-lfw", p, ["degrade"], ["digest-b"])
+    changed = load_params(REPO / "params.yaml", {"degrade.kernel": "bilinear"})
+    assert base != stage_key("shards-lfw", changed, ["degrade"], ["digest-a"])
+    assert stage_key("x", changed, ["align"], []) == stage_key("x", p, ["align"], [])
+
+
+def test_missing_output_refreshes_the_cache(tmp_path):
+    assert fresh_if_missing(train_task, tmp_path / "missing.json").refresh_cache is True
+    (tmp_path / "there.json").write_text("{}")
+    assert fresh_if_missing(train_task, tmp_path / "there.json") is train_task
+
+
+def test_sweep_width(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["orchestration"]["parallel_trainings"] = 3
+    path = Path(tmp_path / "p.yaml")
+    path.write_text(yaml.safe_dump(params))
+    assert parallel_trainings(str(path), None) == 3
+    params["orchestration"]["parallel_trainings"] = "auto"
+    params["train"].update(num_workers=2, threads_per_worker=1)
+    path.write_text(yaml.safe_dump(params))
+    import os
+
+    assert parallel_trainings(str(path), None) == max(1, (os.cpu_count() or 1) // 3)
