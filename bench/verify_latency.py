@@ -24,6 +24,7 @@ from timing import median_ms
 from lrface.checkpoints import load_frnet, load_srnet
 from lrface.config import load_params
 from lrface.data.datasets import open_shards
+from lrface.data.shards import lr_column
 from lrface.data.tensors import iter_face_batches
 from lrface.eval.methods import Bicubic, SRNetRestorer
 from lrface.models import SRNet, SRNetConfig
@@ -44,8 +45,8 @@ def main() -> None:
     print(f"SRNet: {ckpt if ckpt.is_file() else 'untrained (same architecture; timing only)'}; "
           f"torch threads {torch.get_num_threads()}")
     shards = open_shards(params, params.section("evaluate").get("dataset", "lfw"))
-    batch = next(iter_face_batches(shards, ["hr_png", "lr_28x24"], max(args.pairs, 64), verify=False))
-    hr, lr = batch["hr_png"], batch["lr_28x24"]
+    batch = next(iter_face_batches(shards, ["hr_png", lr_column("28x24")], max(args.pairs, 64), verify=False))
+    hr, lr = batch["hr_png"], batch[lr_column("28x24")]
     methods = {"bicubic": Bicubic(), "srnet": SRNetRestorer(srnet)}
     rows = []
     for bs in (1, 64):
