@@ -103,9 +103,14 @@ def screenshot(url: str, out: Path, tmp: Path, size: str = "1440,900", wait_ms: 
     return out
 
 
-def rendered_dom(url: str, tmp: Path, wait_ms: int = 15000) -> str:
-    """The page's DOM after its scripts ran (what the screenshot shows, as text)."""
-    out = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", "--window-size=1440,900",
-                          f"--virtual-time-budget={wait_ms}", "--dump-dom", url],
-                         check=True, capture_output=True, text=True, timeout=120)
-    return out.stdout
+def rendered_dom(url: str, tmp: Path, expect: str = "", waits_ms: tuple[int, ...] = (15000, 30000, 60000)) -> str:
+    """The page's DOM after its scripts ran (what the screenshot shows, as text); rendered again
+    with a longer script budget while ``expect`` is not in it (a busy machine renders slowly)."""
+    dom = ""
+    for wait in waits_ms:
+        dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", "--window-size=1440,900",
+                              f"--virtual-time-budget={wait}", "--dump-dom", url],
+                             check=True, capture_output=True, text=True, timeout=180).stdout
+        if expect in dom:
+            break
+    return dom

@@ -145,12 +145,12 @@ def test_deployments_and_ui_screenshots(world):
     assert str(repo) in json.dumps(pipe["pull_steps"])
     tmp = world["root"] / "chromium"
     # The UI rendered the runs (not an error toast): the DOM holds flow-run names.
-    dom = rendered_dom(f"{url}/runs", tmp)
+    dom = rendered_dom(f"{url}/runs", tmp, expect="train alpha=0.5")
     assert "train alpha=0.5" in dom and "Can't connect" not in dom
     shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp, size="1440,1600")]
     with mlflow_server(f"sqlite:///{repo / 'data' / 'mlflow.db'}", repo / "data" / "mlartifacts",
                        world["root"]) as mlflow_url:
-        dom = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp)
+        dom = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp, expect="Version 2")
         assert "Version 2" in dom and "alpha" in dom
         shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp))
     for s in shots:
