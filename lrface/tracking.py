@@ -19,19 +19,41 @@ CHECKPOINT_ARTIFACT = "srnet.pt"
 PIP_REQUIREMENTS = ["torch==2.13.0", "lrface"]
 
 
+# MLflow copies the URIs it is given into these env vars (so subprocesses inherit them). A value
+# that an earlier ``setup_mlflow`` in this process chose from params is not a user's override.
+_ours: dict[str, str] = {}
+
+
+def _env_override(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value if value and value != _ours.get(name) else None
+
+
 def setup_mlflow(params: Params, experiment: str | None = None) -> str:
-    """Configure the tracking/registry URI and experiment; returns the experiment id."""
+    """Configure the tracking/registry URI and experiment; returns the experiment id.
+
+    Precedence: the user's ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``, then params'
+    ``mlflow.tracking_uri`` / ``mlflow.registry_uri``, then ``sqlite:///<work_dir>/mlflow.db``;
+    the registry follows the tracking URI unless set on its own.
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     import mlflow
 
     cfg = dict(params.get("mlflow") or {})
     work = params.path("work_dir")
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.get("tracking_uri") or f"sqlite:///{work / 'mlflow.db'}"
+    user = {k: _env_override(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    uri = user["MLFLOW_TRACKING_URI"] or cfg.get("tracking_uri") or f"sqlite:///{work / 'mlflow.db'}"
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    registry = user["MLFLOW_REGISTRY_URI"] or cfg.get("registry_uri") or uri
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI") or cfg.get("registry_uri") or uri)
+    mlflow.set_registry_uri(registry)
+    for name, value in (("MLFLOW_TRACKING_URI", uri), ("MLFLOW_REGISTRY_URI", registry)):
+        if user[name]:
+            _ours.pop(name, None)
+        else:
+            _ours[name] = value
     name = experiment or cfg.get("experiment", "lrface")
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:

@@ -18,6 +18,15 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1",
 }
 
+# MLflow writes the URIs this process set up into these; a child working elsewhere must not inherit them.
+INHERITED_MLFLOW = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: this one's, telemetry off, without MLflow URIs set in-process."""
+    env = {k: v for k, v in os.environ.items() if k not in INHERITED_MLFLOW}
+    return {**env, **QUIET_ENV, **extra}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -65,8 +74,7 @@ def serve(cmd: list[str], env: dict, log_path: Path, health: str):
 @contextmanager
 def prefect_server(home: Path):
     port = free_port()
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home),
-           "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}  # the UI's own calls go to this port
+    env = child_env(PREFECT_HOME=str(home), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")  # the UI's own calls go to this port
     env.pop("PREFECT_API_URL", None)
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with serve(cmd, env, home.parent / "prefect-server.log", f"http://127.0.0.1:{port}/api/health"):
@@ -78,7 +86,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, log_dir: Path):
     port = free_port()
     cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
            "--backend-store-uri", backend_uri, "--default-artifact-root", str(artifacts)]
-    with serve(cmd, {**os.environ, **QUIET_ENV}, log_dir / "mlflow-server.log", f"http://127.0.0.1:{port}/health"):
+    with serve(cmd, child_env(), log_dir / "mlflow-server.log", f"http://127.0.0.1:{port}/health"):
         yield f"http://127.0.0.1:{port}"
 
 

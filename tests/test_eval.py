@@ -27,7 +27,8 @@ def small_lfw(tmp_path_factory):
     params["data"]["datasets"] = {"lfw": {
         "role": "test", "sources": [{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
         "pairs": str(root / "pairs.txt"), "landmarks_file": "lfw/reference_landmarks.txt"}}
-    params["evaluate"].update(methods=[], sizes=["7x6", "28x24"], grid_pairs=2, batch_size=32)
+    params["evaluate"].update(methods=[], sizes=["7x6", "28x24"], grid_pairs=2, batch_size=32,
+                              timing_batches=[1, 8])
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     p = load_params(path)
@@ -78,7 +79,7 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert metrics["lfw"]["bicubic"]["acc_7x6"] == pytest.approx(cells["bicubic", "7x6"].acc, abs=1e-6)
     complexity = json.loads((out.out_dir / "complexity.json").read_text())
     assert complexity["frnet"]["params"] == 999_552
-    assert complexity["methods"]["bicubic"]["ms_per_pair@28x24_batch64"] > 0
+    assert complexity["methods"]["bicubic"]["ms_per_pair@28x24_batch8"] > 0
 
     # one evaluation run per method, linked to the model version it evaluated
     run = client.get_run(out.run_ids[names[1]])

@@ -19,7 +19,7 @@ from lrface.data.align import read_landmarks_file
 from lrface.data.degrade import small_face_frame
 from lrface.data.images import load_rgb
 from tests.conftest import FRNET_CKPT, LFW_DIR, REPO
-from tests.servers import QUIET_ENV, free_port, stop, wait_http
+from tests.servers import child_env, free_port, stop, wait_http
 
 pytestmark = pytest.mark.slow
 SAME = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg")
@@ -59,7 +59,7 @@ def verifier(work):
 def cli(work, *args, timeout=300):
     return subprocess.run([sys.executable, "-m", "lrface.cli", "--params", str(work / "params.yaml"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **QUIET_ENV})
+                          env=child_env())
 
 
 def test_small_faces_are_found_and_routed_by_size(verifier, landmarks, tmp_path):
@@ -182,7 +182,7 @@ def test_served_model_answers_and_rejects_bad_requests(work, landmarks, tmp_path
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below, after the server
     proc = subprocess.Popen([sys.executable, "-m", "lrface.cli", "--params", str(work / "params.yaml"), "serve",
                              "--bicubic", "--threshold", "0.3", "--port", str(port)], cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **QUIET_ENV}, start_new_session=True)
+                            stderr=subprocess.STDOUT, env=child_env(), start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", proc, timeout=240)
         url = f"http://127.0.0.1:{port}/invocations"

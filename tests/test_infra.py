@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.servers import QUIET_ENV, free_port
+from tests.servers import child_env, free_port
 
 PINS = {
     re.split(r"[\[=<>]", d)[0]: d.split("==")[1]
@@ -96,7 +96,7 @@ def test_prefect_yaml_deploys_real_flows():
 def test_local_start_and_stop_scripts(tmp_path):
     state = tmp_path / "infra"
     ports = {"RAY_PORT": free_port(), "PREFECT_PORT": free_port(), "MLFLOW_PORT": free_port()}
-    env = {**os.environ, **QUIET_ENV, **{k: str(v) for k, v in ports.items()}, "LRFACE_INFRA_DIR": str(state),
+    env = {**child_env(), **{k: str(v) for k, v in ports.items()}, "LRFACE_INFRA_DIR": str(state),
            "VENV_BIN": str(Path(os.sys.executable).parent)}
     tree: set[int] = set()
     try:

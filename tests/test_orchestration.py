@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -15,14 +16,14 @@ import pytest
 import yaml
 
 from tests.conftest import FRNET_CKPT, REPO, SHARED, tiny_pairs_file
-from tests.servers import QUIET_ENV, mlflow_server, prefect_server, rendered_dom, screenshot
+from tests.servers import child_env, mlflow_server, prefect_server, rendered_dom, screenshot
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("LRFACE_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 
 def tiny_params(root: Path) -> dict:
-    """2 LFW folds x 24 real pairs; ~160 real training faces; a few steps per alpha."""
+    """2 LFW folds x 24 real pairs; ~100 real training faces; a few steps per alpha on one worker."""
     tiny_pairs_file(root / "pairs-tiny.txt")
     p = yaml.safe_load((REPO / "params.yaml").read_text())
     p["paths"].update(data_root=str(SHARED / "data"), frnet_checkpoint=str(FRNET_CKPT))
@@ -30,12 +31,12 @@ def tiny_params(root: Path) -> dict:
     p["data"]["datasets"]["lfw"].update(pairs=str(root / "pairs-tiny.txt"), reference_landmarks=None,
                                         landmarks_file="lfw/reference_landmarks.txt", fallback_landmarks=None)
     p["data"]["datasets"]["train"].update(sources=[{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
-                                          limit=160, val_fraction=0.1,
+                                          limit=100, val_fraction=0.1,
                                           landmarks_file="lfw/reference_landmarks.txt")
     p["align"]["workers"] = 1
     p["train"].update(steps=6, batch_size=8, checkpoint_every=3, validate_every=6, log_every=2,
-                      val_max_faces=16)
-    p["evaluate"].update(sizes=["7x6", "14x12"], grid_pairs=2)
+                      val_max_faces=16, num_workers=1)
+    p["evaluate"].update(sizes=["7x6", "14x12"], grid_pairs=2, timing_batches=[1])
     return p
 
 
@@ -66,9 +67,8 @@ def world(tmp_path_factory):
     home = root / "prefect-home"
     home.mkdir()
     with prefect_server(home) as url:
-        env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"{url}/api",
-               "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONPATH": str(repo)}
-        env.pop("MLFLOW_TRACKING_URI", None)
+        env = child_env(PREFECT_HOME=str(home), PREFECT_API_URL=f"{url}/api",
+                        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", PYTHONPATH=str(repo))
         sh("git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny", repo, env)
         yield {"repo": repo, "url": url, "env": env, "root": root}
 
@@ -87,7 +87,8 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
 
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'data' / 'mlflow.db'}")
     versions = client.search_model_versions("name = 'lrface-srnet'")
-    assert sorted(v.tags["alpha"] for v in versions) == ["0", "0.5"]
+    assert sorted(v.tags["alpha"] for v in versions) == ["0", "0.5"], [
+        (v.version, v.tags, v.run_id, v.source) for v in versions]
     metrics = json.loads((repo / "data" / "metrics.json").read_text())
     evaluated = metrics["mlflow_runs"]
     for v in versions:
@@ -150,6 +151,10 @@ def test_deployments_and_ui_screenshots(world):
     shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp, size="1440,1600")]
     with mlflow_server(f"sqlite:///{repo / 'data' / 'mlflow.db'}", repo / "data" / "mlartifacts",
                        world["root"]) as mlflow_url:
+        query = urllib.parse.urlencode({"filter": "name='lrface-srnet'"})
+        with urllib.request.urlopen(f"{mlflow_url}/api/2.0/mlflow/model-versions/search?{query}", timeout=30) as r:
+            served = json.loads(r.read())["model_versions"]
+        assert {v["version"] for v in served} >= {"1", "2"}, served  # what the page below must show
         dom = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp, expect="Version 2")
         assert "Version 2" in dom and "alpha" in dom
         shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp))

@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import mlflow
+
     from lrface.tracking import setup_mlflow
 
     params = params_from_args(args)
@@ -46,11 +48,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"serving {uri} on http://{args.host}:{args.port}/invocations", flush=True)
     bin_dir = str(Path(sys.executable).parent)  # mlflow runs uvicorn from PATH: this venv's
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", "") or _tracking_uri()}
+           "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
     os.execvpe(cmd[0], cmd, env)
-
-
-def _tracking_uri() -> str:
-    import mlflow
-
-    return mlflow.get_tracking_uri()

@@ -58,7 +58,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
     files["grid"] = _grid(data, restorers, cfg, out / "sr_grid.png")
-    complexity = _complexity(frnet, restorers)
+    complexity = _complexity(frnet, restorers, [int(b) for b in cfg.get("timing_batches", [1, 64])])
     files["complexity"] = out / "complexity.json"
     files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
     metrics = {"lfw": report.metrics_dict(results), "pairs": len(data.pairs),
@@ -106,11 +106,10 @@ def _grid(data, restorers, cfg, path: Path) -> Path:
     return sr_grid(col("hr_png"), lr, [(r.name, r) for r in restorers], path)
 
 
-def _complexity(frnet, restorers: list[Restorer]) -> dict[str, Any]:
+def _complexity(frnet, restorers: list[Restorer], batches: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"frnet": _size(frnet.net), "methods": {}}
     for r in restorers:
-        entry = {"ms_per_pair@28x24_batch1": round(report.ms_per_pair(frnet, r, 1), 3),
-                 "ms_per_pair@28x24_batch64": round(report.ms_per_pair(frnet, r, 64), 3)}
+        entry = {f"ms_per_pair@28x24_batch{b}": round(report.ms_per_pair(frnet, r, b), 3) for b in batches}
         if isinstance(r, SRNetRestorer):
             entry.update(_size(r.model))
         out["methods"][r.name] = entry
