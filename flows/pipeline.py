@@ -100,10 +100,10 @@ def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> in
     if setting != "auto":
         return max(1, int(setting))
     t = p.section("train")
+    cpus_per_job = int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1  # + the trainer's driver
     address = os.environ.get("LRFACE_RAY_ADDRESS") or (p.get("ray") or {}).get("address") or "local"
     if address == "local":
-        per_job = int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1
-        return max(1, (os.cpu_count() or 1) // per_job)
+        return max(1, (os.cpu_count() or 1) // cpus_per_job)
     import ray
 
     from lrface.ray_env import init_ray
@@ -112,7 +112,7 @@ def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> in
     res = ray.cluster_resources()
     if t.get("use_gpu"):
         return max(1, int(res.get("GPU", 0)) // int(t["num_workers"]))
-    return max(1, int(res.get("CPU", 0)) // (int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1))
+    return max(1, int(res.get("CPU", 0)) // cpus_per_job)
 
 
 @flow(name="pipeline", flow_run_name="pipeline alphas={alphas}")

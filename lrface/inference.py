@@ -173,13 +173,9 @@ class FaceVerifier:
     @property
     def fingerprint(self) -> str:
         """Digest of everything an embedding depends on (weights and inference settings)."""
-        import hashlib
+        from lrface.models import weights_digest
 
-        h = hashlib.sha256()
-        for net in (self.frnet, self.srnet):
-            for k, v in sorted((net.state_dict() if net is not None else {}).items()):
-                h.update(k.encode())
-                h.update(v.detach().cpu().numpy().tobytes())
+        h = weights_digest(self.frnet, self.srnet)
         c = self.config
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
                              c.detect_max_pixels, c.isr_resize]).encode())
@@ -375,17 +371,18 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
         cfg = InferenceConfig(**{**asdict(cfg), "threshold": threshold})
     spec = cfg.srnet if srnet == "" else srnet
     model, name, thresholds = None, "bicubic", {}
-    if spec and spec.startswith(("models:/", "runs:/")):
-        from lrface.tracking import describe_model, load_srnet_uri, setup_mlflow
+    from_mlflow = bool(spec and spec.startswith(("models:/", "runs:/")))
+    if from_mlflow or cfg.threshold is None:
+        from lrface.tracking import setup_mlflow
 
         setup_mlflow(params)
+    if from_mlflow:
+        from lrface.tracking import describe_model, load_srnet_uri
+
         model, name = load_srnet_uri(spec), describe_model(spec)
     elif spec:
         model, name = load_srnet(spec), str(spec)
     if cfg.threshold is None:
-        from lrface.tracking import setup_mlflow
-
-        setup_mlflow(params)
         thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far)
         if not thresholds:
             mfile = params.path("work_dir") / params.section("evaluate").get("metrics_file", "metrics.json")

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 
 from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
 from lrface.models.srnet import SRNet
+from lrface.models.summary import weights_digest
 
 FACE_HW = (FACE_HEIGHT, FACE_WIDTH)
 
@@ -51,11 +51,7 @@ class SRNetRestorer:
         self.name = name
         self.uri = uri  # where it came from (checkpoint path or MLflow model URI)
         self.isr_resize = isr_resize
-        digest = hashlib.sha256()
-        for k, v in sorted(model.state_dict().items()):
-            digest.update(k.encode())
-            digest.update(v.detach().cpu().numpy().tobytes())
-        self.fingerprint = f"{digest.hexdigest()[:16]}-{isr_resize}"  # feature-cache key
+        self.fingerprint = f"{weights_digest(model).hexdigest()[:16]}-{isr_resize}"  # feature-cache key
 
     @torch.inference_mode()
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
