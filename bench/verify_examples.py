@@ -42,6 +42,8 @@ def main() -> None:
     print(f"{len(chosen)} LFW pairs, faces {args.width:g} px wide in 120x160 frames ({out}); "
           f"SRNet: {verifiers['srnet'].model_name}")
     sims: dict[str, dict[bool, list[float]]] = {k: {True: [], False: []} for k in verifiers}
+    right: dict[str, int] = dict.fromkeys(verifiers, 0)
+    used: dict[str, str] = dict.fromkeys(verifiers, "none")
     for i, p in enumerate(chosen):
         paths = []
         for j, rel in enumerate((p.a, p.b)):
@@ -53,15 +55,17 @@ def main() -> None:
             try:
                 r = v.verify(*paths)
                 sims[name][p.same].append(r.similarity)
+                right[name] += int(r.same == p.same)
+                used[name] = f"{r.threshold:.3f} ({r.size})"
                 row.append(f"{name} {r.similarity:+.3f} {'SAME' if r.same else 'diff'} ({r.a.size})")
             except InferenceError as e:
                 row.append(f"{name} error: {e}")
         print(" | ".join(row))
     for name, s in sims.items():
         same, diff = np.array(s[True]), np.array(s[False])
-        thr = verifiers[name].thresholds.get(f"{int(112 * args.width / 96)}x{int(args.width)}")
         print(f"{name}: mean similarity same {same.mean():+.3f}, different {diff.mean():+.3f}; "
-              f"threshold at {verifiers[name].config.far:g} FAR: {thr}")
+              f"{right[name]}/{len(chosen)} decided right; threshold at {verifiers[name].config.far:g} FAR: "
+              f"{used[name]}")
 
 
 if __name__ == "__main__":

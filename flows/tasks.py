@@ -140,5 +140,5 @@ def evaluate_task(params_path: str, dataset: str = "lfw", overrides: dict[str, A
     from lrface.eval.run import evaluate_lfw
 
     out = evaluate_lfw(params_of(params_path, overrides), methods, progress=False)
-    return {"table": table_markdown(out.results), "runs": out.run_ids, "reports": str(out.out_dir),
-            "metrics": out.metrics}
+    return {"table": table_markdown(out.results), "table_both_low": table_markdown(out.results, both_low=True),
+            "runs": out.run_ids, "reports": str(out.out_dir), "metrics": out.metrics}

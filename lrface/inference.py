@@ -34,12 +34,12 @@ from lrface.data.align import (
     scaled_template,
     warp_face,
 )
+from lrface.data.degrade import HR_SIZE, both_lr
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
 from lrface.typed import from_mapping
 
-HR_SIZE = "112x96"
 SR_FACTORS = {4: "28x24", 8: "14x12", 16: "7x6"}
 TEMPLATE_WIDTH = 96.0
 TEMPLATE_EYES = float(np.linalg.norm(SPHEREFACE_TEMPLATE[1] - SPHEREFACE_TEMPLATE[0]))
@@ -289,9 +289,13 @@ class FaceVerifier:
     # ---------------------------------------------------------------------------- verification
 
     def threshold_for(self, a: FaceEmbedding, b: FaceEmbedding) -> tuple[float, str]:
-        """The evaluation's threshold at the lower resolution of the pair (112x96 if both large)."""
+        """The evaluation's threshold for this kind of pair, at the lower resolution of the two:
+        one face low-resolution -> the paper's protocol (``14x12``: probe vs 112x96 gallery);
+        both low-resolution -> the both-low protocol (``14x12-14x12``); both large -> ``112x96``."""
         order = [HR_SIZE, "28x24", "14x12", "7x6"]
         size = max(a.size, b.size, key=order.index)
+        if a.size != HR_SIZE and b.size != HR_SIZE:
+            size = both_lr(size)
         if self.config.threshold is not None:
             return float(self.config.threshold), size
         if size not in self.thresholds:

@@ -25,6 +25,18 @@ KERNELS = {
 }
 
 
+HR_SIZE = "112x96"
+
+
+def both_lr(size: str) -> str:
+    """The label of a pair with both faces at ``size`` (evaluation cells, thresholds): ``14x12-14x12``."""
+    return f"{size}-{size}"
+
+
+def is_both_lr(label: str) -> bool:
+    return "-" in label
+
+
 def size_name(hw: tuple[int, int]) -> str:
     """(14, 12) -> '14x12' (height x width)."""
     return f"{hw[0]}x{hw[1]}"

@@ -2,7 +2,9 @@
 
 The gallery (first image of each pair) stays 112x96; the probe (second image) is taken at a low
 resolution from the shards (7x6, 14x12, 16x16, 28x24), restored by the method under test and
-resized to 112x96. Features are ``concat(f(x), f(hflip(x)))``; accuracy follows the 10-fold
+resized to 112x96. A second protocol, "both low-resolution" (size label ``7x6-7x6``), degrades
+and restores both faces of each pair: two faces from the same footage, as ``lrface verify`` sees
+them; it calibrates the thresholds for that case. Features are ``concat(f(x), f(hflip(x)))``; accuracy follows the 10-fold
 recipe in :mod:`lrface.eval.verification`; ROC/AUC/TAR use plain cosine scores over all pairs.
 
 Each distinct image is embedded once per (method, resolution): the 112x96 features of all
@@ -21,14 +23,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from lrface.data.degrade import HR_SIZE, both_lr
 from lrface.data.shards import ShardSet, lr_column, manifest_digest
 from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
 from lrface.data.tensors import png_to_tensor
 from lrface.eval.methods import Restorer
 from lrface.eval.verification import Roc, auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
 from lrface.models.mobilefacenet import FrozenFRNet
-
-HR_SIZE = "112x96"
 
 
 @dataclass
@@ -168,25 +169,32 @@ class LfwEvaluator:
             self._hr = self._cached("hr", compute)
         return self._hr
 
-    def probe_features(self, restorer: Restorer, size: str, cache: bool = True) -> np.ndarray:
-        """Features of each pair's probe at ``size`` restored by ``restorer`` (one per pair)."""
-        rows = np.unique(self.data.probe_rows)
+    def lr_features(self, restorer: Restorer, size: str, side: str = "probe", cache: bool = True) -> np.ndarray:
+        """Features of each pair's ``side`` (``probe`` or ``gallery``) taken at ``size`` and
+        restored by ``restorer`` (one row per pair; each distinct image embedded once)."""
+        per_pair = self.data.probe_rows if side == "probe" else self.data.gallery_rows
+        rows = np.unique(per_pair)
 
         def compute() -> np.ndarray:
-            with self._bar(len(rows), f"{restorer.name} {size}") as bar:
+            with self._bar(len(rows), f"{restorer.name} {size} ({side})") as bar:
                 f = embed_rows(self.frnet, self.data.table, rows, lr_column(size), restorer,
                                self.batch_size, bar.update)
             return f
 
-        key = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}"
+        key = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}" + ("" if side == "probe" else f"/{side}")
         feats = self._cached(key, compute) if cache else compute()
-        pos = np.searchsorted(rows, self.data.probe_rows)
-        return feats[pos]
+        return feats[np.searchsorted(rows, per_pair)]
 
     def evaluate_hr(self) -> Result:
         hr = self.hr_features()
         return score("hr", HR_SIZE, hr[self.data.gallery_rows], hr[self.data.probe_rows], self.data)
 
     def evaluate(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
+        """Probe at ``size``, restored; gallery at 112x96 (the paper's protocol)."""
         gallery = self.hr_features()[self.data.gallery_rows]
-        return score(restorer.name, size, gallery, self.probe_features(restorer, size, cache), self.data)
+        return score(restorer.name, size, gallery, self.lr_features(restorer, size, "probe", cache), self.data)
+
+    def evaluate_both_lr(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
+        """Both faces of each pair at ``size``, both restored by ``restorer``."""
+        return score(restorer.name, both_lr(size), self.lr_features(restorer, size, "gallery", cache),
+                     self.lr_features(restorer, size, "probe", cache), self.data)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lrface.eval.lfw import Result
-from lrface.eval.report import result_metrics
+from lrface.eval.report import SIZE_ORDER, result_metrics
 from lrface.tracking import REGISTERED_MODEL, git_commit, resolve_version
 
 KIND_TAG = "lrface.kind"
@@ -93,8 +93,7 @@ def _pick(metrics: dict[str, float], prefix: str) -> dict[str, float]:
 
 
 def comparison_markdown(rows: list[Row], metric: str = "acc") -> str:
-    sizes = ["7x6", "14x12", "16x16", "28x24", "112x96"]
-    present = [s for s in sizes if any(f"{metric}_{s}" in r.metrics for r in rows)]
+    present = [s for s in SIZE_ORDER if any(f"{metric}_{s}" in r.metrics for r in rows)]
     lines = ["| model | " + " | ".join(present) + " |", "|---|" + "---|" * len(present)]
     for r in rows:
         cells = [f"{100 * r.metrics[f'{metric}_{s}']:.2f}" if f"{metric}_{s}" in r.metrics else "—" for s in present]

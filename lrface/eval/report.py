@@ -13,13 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.eval.lfw import HR_SIZE, Result
+from lrface.data.degrade import HR_SIZE, both_lr, is_both_lr
+from lrface.eval.lfw import Result
 from lrface.eval.methods import Restorer
 from lrface.eval.verification import threshold_at_far
 
 DECISION_FARS = (1e-2, 1e-3)  # FARs at which a verification threshold is published
 
-SIZE_ORDER = ["7x6", "14x12", "16x16", "28x24", HR_SIZE]
+LR_ORDER = ["7x6", "14x12", "16x16", "28x24"]
+SIZE_ORDER = [*LR_ORDER, HR_SIZE, *[both_lr(s) for s in LR_ORDER]]
 
 
 def _sizes(results: Sequence[Result]) -> list[str]:
@@ -31,8 +33,10 @@ def _methods(results: Sequence[Result]) -> list[str]:
     return list(dict.fromkeys(r.method for r in results))
 
 
-def table_markdown(results: Sequence[Result]) -> str:
-    """Accuracy (mean +- std over 10 folds, %) per method and probe resolution."""
+def table_markdown(results: Sequence[Result], both_low: bool = False) -> str:
+    """Accuracy (mean +- std over 10 folds, %) per method and probe resolution: the paper's
+    protocol (gallery 112x96), or with ``both_low`` the cells where both faces were low-resolution."""
+    results = [r for r in results if is_both_lr(r.size) == both_low]
     sizes, cell = _sizes(results), {(r.method, r.size): r for r in results}
     lines = ["| method | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
     for m in _methods(results):
@@ -45,8 +49,11 @@ def table_markdown(results: Sequence[Result]) -> str:
 def write_tables(results: Sequence[Result], out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"md": out / "lfw_table.md", "csv": out / "lfw_table.csv", "json": out / "lfw_results.json"}
-    paths["md"].write_text("LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution\n\n"
-                           + table_markdown(results))
+    text = "LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution\n\n" + table_markdown(results)
+    if any(is_both_lr(r.size) for r in results):
+        text += ("\nBoth faces of each pair at the low resolution (e.g. two faces from the same footage)\n\n"
+                 + table_markdown(results, both_low=True))
+    paths["md"].write_text(text)
     with open(paths["csv"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", "size", "acc", "acc_std", "auc", "tar@far=1e-3"])
@@ -95,7 +102,7 @@ def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("false accept rate")
         ax.set_ylabel("true accept rate")
-        ax.set_title(f"LFW, probe {size} -> 112x96")
+        ax.set_title(f"LFW, both faces {size.split('-')[0]}" if is_both_lr(size) else f"LFW, probe {size} -> 112x96")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="lower right", fontsize=7)
         fig.tight_layout()

@@ -54,6 +54,10 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     for size in cfg["sizes"]:
         for r in restorers:
             results.append(ev.evaluate(r, size))  # features cached by the model's weights digest
+    if cfg.get("both_lr", True):  # both faces low-resolution: calibrates LR-vs-LR verification
+        for size in cfg["sizes"]:
+            for r in restorers:
+                results.append(ev.evaluate_both_lr(r, size))
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
