@@ -77,8 +77,8 @@ def main() -> None:
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
     from lrface.gallery import Gallery
 
-    gal = Gallery(Path("."), [str(i) for i in range(len(feats))], [str(i) for i in range(len(feats))], feats,
-                  {}, 0, 0)
+    ids = [str(i) for i in range(len(feats))]
+    gal = Gallery(Path("."), ids, ids, feats, ["112x96"] * len(ids), {}, 0, 0)
     q = frnet.embed_flip(methods["srnet"](lr[:64])).numpy()
     search_ms = median_ms(lambda: gal.search(q, 5), args.repeats) / len(q)
     full_ms = median_ms(lambda: gal.search(frnet.embed_flip(methods["srnet"](lr[:64])).numpy(), 5),

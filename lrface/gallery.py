@@ -45,6 +45,7 @@ class Gallery:
     paths: list[str]
     identities: list[str]
     embeddings: np.ndarray  # (N, 256), L2-normalised
+    grids: list[str]  # the grid each face was taken at (112x96, 28x24, 14x12, 7x6)
     failed: dict[str, str]  # path -> why it is not enrolled
     reused: int
     embedded: int
@@ -95,7 +96,7 @@ def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, b
     ok = [r for r in rows if r["error"] is None]
     emb = np.array([r["embedding"] for r in ok], np.float32).reshape(-1, 256)
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return Gallery(root, [r["path"] for r in ok], [r["identity"] for r in ok], emb,
+    return Gallery(root, [r["path"] for r in ok], [r["identity"] for r in ok], emb, [r["grid"] for r in ok],
                    {r["path"]: r["error"] for r in rows if r["error"] is not None}, reused, len(todo))
 
 

@@ -288,13 +288,15 @@ class FaceVerifier:
 
     # ---------------------------------------------------------------------------- verification
 
-    def threshold_for(self, a: FaceEmbedding, b: FaceEmbedding) -> tuple[float, str]:
-        """The evaluation's threshold for this kind of pair, at the lower resolution of the two:
-        one face low-resolution -> the paper's protocol (``14x12``: probe vs 112x96 gallery);
-        both low-resolution -> the both-low protocol (``14x12-14x12``); both large -> ``112x96``."""
+    def threshold_for(self, a: FaceEmbedding | str, b: FaceEmbedding | str) -> tuple[float, str]:
+        """The evaluation's threshold for this kind of pair (faces or their grid sizes), at the
+        lower resolution of the two: one face low-resolution -> the paper's protocol (``14x12``:
+        probe vs 112x96 gallery); both low-resolution -> the both-low protocol (``14x12-14x12``);
+        both large -> ``112x96``."""
+        sa, sb = (f.size if isinstance(f, FaceEmbedding) else f for f in (a, b))
         order = [HR_SIZE, "28x24", "14x12", "7x6"]
-        size = max(a.size, b.size, key=order.index)
-        if a.size != HR_SIZE and b.size != HR_SIZE:
+        size = max(sa, sb, key=order.index)
+        if sa != HR_SIZE and sb != HR_SIZE:
             size = both_lr(size)
         if self.config.threshold is not None:
             return float(self.config.threshold), size

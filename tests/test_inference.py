@@ -144,6 +144,8 @@ def test_identify_uses_and_refreshes_the_gallery_cache(work, landmarks, tmp_path
     assert first["gallery"]["enrolled"] == 6 and first["gallery"]["embedded"] == 7
     assert any("broken.jpg" in k for k in first["gallery"]["failed"])
     assert first["matches"][0]["identity"] == names[2]
+    top = first["matches"][0]
+    assert top["threshold"] == 0.3 and top["accepted"] == (top["similarity"] >= 0.3)
     second = json.loads(cli(work, *args).stdout)
     assert second["gallery"]["reused_from_cache"] == 7 and second["gallery"]["embedded"] == 0
     assert second["matches"] == first["matches"]

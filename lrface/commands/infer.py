@@ -71,6 +71,7 @@ def run_identify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lrface.gallery import build_gallery
+    from lrface.inference import InferenceError
 
     params = params_from_args(args)
     v = _verifier(args)
@@ -82,14 +83,22 @@ def run_identify(args: argparse.Namespace) -> int:
         raise ValueError(f"{root}: no gallery image has a usable face ({len(gallery.failed)} failed)")
     probe = v.embed([args.probe], [args.face])[0]
     hits = gallery.search(probe.embedding[None], args.top_k)[0]
-    thr = v.thresholds.get(probe.size, args.threshold)
+
+    def threshold(j: int) -> float | None:
+        """The measured threshold for this probe against gallery face ``j`` (None: uncalibrated)."""
+        try:
+            return v.threshold_for(probe, gallery.grids[j])[0]
+        except InferenceError:
+            return args.threshold
+
+    thr = {i: threshold(i) for i, _ in hits}
     result = {
         "probe": probe.summary(), "model": v.model_name,
         "gallery": {"folder": str(root), "enrolled": len(gallery.paths), "failed": gallery.failed,
                     "reused_from_cache": gallery.reused, "embedded": gallery.embedded, "cache": str(cache)},
-        "threshold": thr,
         "matches": [{"rank": r + 1, "identity": gallery.identities[i], "path": gallery.paths[i],
-                     "similarity": round(s, 6), "accepted": None if thr is None else bool(s >= thr)}
+                     "similarity": round(s, 6), "threshold": thr[i],
+                     "accepted": None if thr[i] is None else bool(s >= thr[i])}
                     for r, (i, s) in enumerate(hits)],
     }
     if args.json:
