@@ -20,13 +20,14 @@ PIP_REQUIREMENTS = ["torch==2.13.0", "lrface"]
 
 
 # MLflow copies the URIs it is given into these env vars (so subprocesses inherit them). A value
-# that an earlier ``setup_mlflow`` in this process chose from params is not a user's override.
-_ours: dict[str, str] = {}
+# that a ``setup_mlflow`` in this process chose from params (now or earlier: the env may have been
+# restored since) is not a user's override.
+_ours: dict[str, set[str]] = {"MLFLOW_TRACKING_URI": set(), "MLFLOW_REGISTRY_URI": set()}
 
 
 def _env_override(name: str) -> str | None:
     value = os.environ.get(name)
-    return value if value and value != _ours.get(name) else None
+    return value if value and value not in _ours[name] else None
 
 
 def setup_mlflow(params: Params, experiment: str | None = None) -> str:
@@ -50,10 +51,8 @@ def setup_mlflow(params: Params, experiment: str | None = None) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(registry)
     for name, value in (("MLFLOW_TRACKING_URI", uri), ("MLFLOW_REGISTRY_URI", registry)):
-        if user[name]:
-            _ours.pop(name, None)
-        else:
-            _ours[name] = value
+        if not user[name]:
+            _ours[name].add(value)
     name = experiment or cfg.get("experiment", "lrface")
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:

@@ -73,6 +73,14 @@ def world(tmp_path_factory):
         yield {"repo": repo, "url": url, "env": env, "root": root}
 
 
+def _mlflow_client(repo: Path):
+    """The repo's own MLflow store, tracking and registry (this process may have set up another)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{repo / 'data' / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def _flow_runs(url: str) -> list[dict]:
     return api(url, "flow_runs/filter", {"limit": 200})
 
@@ -83,9 +91,7 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
     for stage in ("align@lfw", "align@train", "shards@lfw", "shards@train", "train@0", "train@0.5", "evaluate"):
         assert f"Running stage '{stage}'" in out
     # MLflow (embedded SQLite in the repo's work dir): two registered versions, each evaluated.
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'data' / 'mlflow.db'}")
+    client = _mlflow_client(repo)
     versions = client.search_model_versions("name = 'lrface-srnet'")
     assert sorted(v.tags["alpha"] for v in versions) == ["0", "0.5"], [
         (v.version, v.tags, v.run_id, v.source) for v in versions]
@@ -168,7 +174,5 @@ def test_dvc_exp_run_trains_and_evaluates_a_new_alpha(world):
     assert "Running stage 'train@0.25'" in out and "Running stage 'evaluate'" in out
     shown = sh("dvc exp show --json", repo, env)
     assert "alpha025" in shown
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'data' / 'mlflow.db'}")
+    client = _mlflow_client(repo)
     assert "0.25" in {v.tags["alpha"] for v in client.search_model_versions("name = 'lrface-srnet'")}

@@ -1,5 +1,6 @@
 """Where MLflow runs and registered models go (real SQLite stores in temporary dirs)."""
 
+import os
 import subprocess
 import sys
 
@@ -55,3 +56,18 @@ def test_child_env_drops_inherited_uris(tmp_path, monkeypatch):
             "print(mlflow.get_registry_uri())")
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith(str(tmp_path / "b" / "data" / "mlflow.db"))
+
+
+def test_env_restored_to_an_earlier_setup_is_not_a_user_override(tmp_path, monkeypatch):
+    """A: params; then a user's URI for a while; the env goes back to A's; B must follow B's params."""
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    setup_mlflow(_params(tmp_path, "a"))
+    with monkeypatch.context() as m:
+        m.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'user.db'}")
+        setup_mlflow(_params(tmp_path, "u"))
+    assert os.environ["MLFLOW_TRACKING_URI"].endswith(str(tmp_path / "a" / "data" / "mlflow.db"))
+    setup_mlflow(_params(tmp_path, "b"))
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'b' / 'data' / 'mlflow.db'}"
