@@ -103,7 +103,7 @@ def test_job_survives_a_killed_worker_and_a_killed_driver(tiny):
     params = load_params(tiny)
     args = ("-S", "train.steps=16", "-S", "train.log_every=1", "train", "--alpha", "0", "--name", "survive")
     proc = _cli(tiny, *args)
-    hb = _wait_step(_heartbeat(params, "survive", 1), 5, proc)
+    hb = _wait_step(_heartbeat(params, "survive", 1), 6, proc)
     os.kill(hb["pid"], signal.SIGKILL)  # one worker: the group restarts from the step-4 checkpoint
     _wait_step(_heartbeat(params, "survive", 0), 10, proc)  # past the step-8 checkpoint after the restart
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray
