@@ -111,14 +111,16 @@ def screenshot(url: str, out: Path, tmp: Path, size: str = "1440,900", wait_ms: 
     return out
 
 
-def rendered_dom(url: str, tmp: Path, expect: str = "", waits_ms: tuple[int, ...] = (15000, 30000, 60000)) -> str:
-    """The page's DOM after its scripts ran (what the screenshot shows, as text); rendered again
-    with a longer script budget while ``expect`` is not in it (a busy machine renders slowly)."""
-    dom = ""
+def rendered_dom(url: str, tmp: Path, expect: str = "",
+                 waits_ms: tuple[int, ...] = (15000, 30000, 60000)) -> tuple[str, int]:
+    """The page's DOM after its scripts ran (what the screenshot shows, as text), and the script
+    budget that rendered it: rendered again with a longer budget while ``expect`` is not in it
+    (a busy machine renders slowly). Take the screenshot with that budget."""
+    dom, wait = "", waits_ms[0]
     for wait in waits_ms:
         dom = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp}", "--window-size=1440,900",
                               f"--virtual-time-budget={wait}", "--dump-dom", url],
                              check=True, capture_output=True, text=True, timeout=180).stdout
         if expect in dom:
             break
-    return dom
+    return dom, wait

@@ -152,18 +152,20 @@ def test_deployments_and_ui_screenshots(world):
     assert str(repo) in json.dumps(pipe["pull_steps"])
     tmp = world["root"] / "chromium"
     # The UI rendered the runs (not an error toast): the DOM holds flow-run names.
-    dom = rendered_dom(f"{url}/runs", tmp, expect="train alpha=0.5")
+    dom, wait = rendered_dom(f"{url}/runs", tmp, expect="train alpha=0.5")
     assert "train alpha=0.5" in dom and "Can't connect" not in dom
-    shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp, size="1440,1600")]
+    shots = [screenshot(f"{url}/runs", ARTIFACTS / "prefect-flow-runs.png", tmp, size="1440,1600",
+                        wait_ms=2 * wait)]  # the run list renders after the chart
     with mlflow_server(f"sqlite:///{repo / 'data' / 'mlflow.db'}", repo / "data" / "mlartifacts",
                        world["root"]) as mlflow_url:
         query = urllib.parse.urlencode({"filter": "name='lrface-srnet'"})
         with urllib.request.urlopen(f"{mlflow_url}/api/2.0/mlflow/model-versions/search?{query}", timeout=30) as r:
             served = json.loads(r.read())["model_versions"]
         assert {v["version"] for v in served} >= {"1", "2"}, served  # what the page below must show
-        dom = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp, expect="Version 2")
+        dom, wait = rendered_dom(f"{mlflow_url}/#/models/lrface-srnet", tmp, expect="Version 2")
         assert "Version 2" in dom and "alpha" in dom
-        shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp))
+        shots.append(screenshot(f"{mlflow_url}/#/models/lrface-srnet", ARTIFACTS / "mlflow-registry.png", tmp,
+                                wait_ms=wait))
     for s in shots:
         assert s.stat().st_size > 20_000
 
