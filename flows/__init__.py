@@ -1,3 +1,11 @@
 """Prefect flows: thin orchestration over ``lrface`` functions (the library never imports this)."""
 
+import os
+
 import lrface  # noqa: F401 - sets the telemetry switches off before Prefect reads its settings
+
+# lrface's progress lines go to its logger, and Prefect ships that logger to the flow run's logs.
+os.environ.setdefault("LRFACE_PROGRESS", "log")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "lrface")
+# The ephemeral Prefect server (no PREFECT_API_URL) may start slowly on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

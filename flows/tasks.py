@@ -107,7 +107,7 @@ def align_task(params_path: str, dataset: str, overrides: dict[str, Any] | None 
     """MTCNN detection + 5-point alignment of ``dataset`` on Ray Data actors."""
     from lrface.data.align_stage import run_align
 
-    summary = run_align(params_of(params_path, overrides), dataset, progress=False)
+    summary = run_align(params_of(params_path, overrides), dataset, progress=True)
     return {"dataset": dataset, "counts": summary["counts"]}
 
 
@@ -126,7 +126,7 @@ def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None 
     """One Ray Train job (on ``ray.address``); a retry resumes it from its latest checkpoint."""
     from lrface.train.job import run_training
 
-    out = run_training(params_of(params_path, overrides), alpha=alpha, progress=False)
+    out = run_training(params_of(params_path, overrides), alpha=alpha, progress=True)
     return {"alpha": alpha, "name": out.name, "model": str(out.model_path), "run_id": out.mlflow_run_id,
             "version": out.model_version, "step": out.metrics.get("step")}
 
@@ -139,6 +139,6 @@ def evaluate_task(params_path: str, dataset: str = "lfw", overrides: dict[str, A
     from lrface.eval.report import table_markdown
     from lrface.eval.run import evaluate_lfw
 
-    out = evaluate_lfw(params_of(params_path, overrides), methods, progress=False)
+    out = evaluate_lfw(params_of(params_path, overrides), methods, progress=True)
     return {"table": table_markdown(out.results), "table_both_low": table_markdown(out.results, both_low=True),
             "runs": out.run_ids, "reports": str(out.out_dir), "metrics": out.metrics}

@@ -1,5 +1,6 @@
 """Flow plumbing that needs no server: retry policy, cache keys, sweep width."""
 
+import os
 from pathlib import Path
 
 import yaml
@@ -51,3 +52,18 @@ def test_sweep_width(tmp_path):
     import os
 
     assert parallel_trainings(str(path), None) == max(1, (os.cpu_count() or 1) // 3)
+
+
+def test_progress_lines_go_to_the_lrface_logger_in_flows(monkeypatch, caplog):
+    """Under the flows (LRFACE_PROGRESS=log) a progress bar is logged, so Prefect can ship it."""
+    import logging
+
+    import flows  # noqa: F401 - sets the defaults below
+    from lrface.progress import progress
+
+    assert "lrface" in os.environ["PREFECT_LOGGING_EXTRA_LOGGERS"]
+    monkeypatch.setenv("LRFACE_PROGRESS", "log")
+    with caplog.at_level(logging.INFO, logger="lrface.progress"):
+        for _ in progress(range(3), desc="features 7x6", log_interval=0):
+            pass
+    assert any("features 7x6" in r.getMessage() and "3/3" in r.getMessage() for r in caplog.records)

@@ -107,6 +107,10 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
     names = {r["name"]: r["state_type"] for r in runs}
     for name in ("prepare lfw: ['align']", "prepare train: ['shards']", "train alpha=0.5", "evaluate lfw"):
         assert names.get(name) == "COMPLETED", (name, names)
+    # lrface's progress lines reach the flow run's logs in the UI.
+    align = next(r["id"] for r in runs if r["name"] == "prepare lfw: ['align']")
+    logs = api(url, "logs/filter", {"logs": {"flow_run_id": {"any_": [align]}}, "limit": 200})
+    assert any("align lfw" in entry["message"] for entry in logs), [e["message"] for e in logs]
     # Nothing changed: nothing runs.
     again = sh("dvc repro", repo, env)
     assert "Running stage" not in again
