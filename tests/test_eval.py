@@ -136,3 +136,10 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
     with pytest.raises(PairsFileError, match=r"pairs.txt:4: image Nobody_Here/Nobody_Here_0001.jpg"):
         load_lfw(shards, tmp_path / "pairs.txt")
     assert np.isfinite(ev.evaluate_hr().acc)
+    # The gallery side reuses the probe side's features of shared images, in pair order.
+    from lrface.data.shards import lr_column
+    from lrface.eval.lfw import embed_rows
+    from lrface.eval.methods import Bicubic
+
+    direct = embed_rows(ev.frnet, data.table, data.gallery_rows, lr_column("7x6"), Bicubic())
+    assert np.allclose(ev.lr_features(Bicubic(), "7x6", "gallery", cache=False), direct, atol=1e-4)

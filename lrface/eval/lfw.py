@@ -169,20 +169,30 @@ class LfwEvaluator:
             self._hr = self._cached("hr", compute)
         return self._hr
 
-    def lr_features(self, restorer: Restorer, size: str, side: str = "probe", cache: bool = True) -> np.ndarray:
-        """Features of each pair's ``side`` (``probe`` or ``gallery``) taken at ``size`` and
-        restored by ``restorer`` (one row per pair; each distinct image embedded once)."""
-        per_pair = self.data.probe_rows if side == "probe" else self.data.gallery_rows
-        rows = np.unique(per_pair)
+    def _lr_rows(self, restorer: Restorer, size: str, rows: np.ndarray, key: str, cache: bool) -> np.ndarray:
+        """Features of shard ``rows`` taken at ``size`` and restored by ``restorer`` (cached under ``key``)."""
 
         def compute() -> np.ndarray:
-            with self._bar(len(rows), f"{restorer.name} {size} ({side})") as bar:
-                f = embed_rows(self.frnet, self.data.table, rows, lr_column(size), restorer,
-                               self.batch_size, bar.update)
-            return f
+            with self._bar(len(rows), f"{restorer.name} {size}") as bar:
+                return embed_rows(self.frnet, self.data.table, rows, lr_column(size), restorer,
+                                  self.batch_size, bar.update)
 
-        key = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}" + ("" if side == "probe" else f"/{side}")
-        feats = self._cached(key, compute) if cache else compute()
+        return self._cached(key, compute) if cache else compute()
+
+    def lr_features(self, restorer: Restorer, size: str, side: str = "probe", cache: bool = True) -> np.ndarray:
+        """Features of each pair's ``side`` (``probe`` or ``gallery``) taken at ``size`` and
+        restored by ``restorer`` (one row per pair). Each distinct image is embedded once: the
+        gallery side embeds only the images that are no pair's probe and reuses the others."""
+        fp = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}"
+        rows = np.unique(self.data.probe_rows)
+        feats = self._lr_rows(restorer, size, rows, fp, cache)
+        if side == "gallery":
+            extra = np.setdiff1d(np.unique(self.data.gallery_rows), rows)
+            rows = np.r_[rows, extra]
+            feats = np.r_[feats, self._lr_rows(restorer, size, extra, f"{fp}/gallery-only", cache)]
+            order = np.argsort(rows)
+            rows, feats = rows[order], feats[order]
+        per_pair = self.data.probe_rows if side == "probe" else self.data.gallery_rows
         return feats[np.searchsorted(rows, per_pair)]
 
     def evaluate_hr(self) -> Result:
