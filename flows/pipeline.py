@@ -69,7 +69,7 @@ def mlflow_run_link(run_id: str) -> str:
 def results_markdown(result: dict[str, Any], trained: list[dict[str, Any]] | None = None) -> str:
     lines = ["# LFW cross-resolution verification", "", "10-fold accuracy (%), gallery 112x96.", "",
              result["table"], ""]
-    if result.get("table_both_low", "").count("\n") > 2:
+    if result.get("table_both_low"):
         lines += ["Both faces at the low resolution (the thresholds `lrface verify` uses for two small faces).",
                   "", result["table_both_low"], ""]
     lines += ["## MLflow", ""]

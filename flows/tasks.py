@@ -136,9 +136,12 @@ def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None 
 def evaluate_task(params_path: str, dataset: str = "lfw", overrides: dict[str, Any] | None = None,
                   methods: list[str] | None = None) -> dict[str, Any]:
     """The LFW cross-resolution table (features are cached on disk by lrface itself)."""
+    from lrface.data.degrade import is_both_lr
     from lrface.eval.report import table_markdown
     from lrface.eval.run import evaluate_lfw
 
     out = evaluate_lfw(params_of(params_path, overrides), methods, progress=True)
-    return {"table": table_markdown(out.results), "table_both_low": table_markdown(out.results, both_low=True),
+    both_low = any(is_both_lr(r.size) for r in out.results)
+    return {"table": table_markdown(out.results),
+            "table_both_low": table_markdown(out.results, both_low=True) if both_low else "",
             "runs": out.run_ids, "reports": str(out.out_dir), "metrics": out.metrics}
