@@ -1,7 +1,8 @@
 """Cache keys for the flows' tasks: a hash of exactly what a step's result depends on.
 
 A key covers the step, the params it reads, the content digest of its inputs (shard manifests,
-the FRNet file, the raw image tree's listing) and the lrface version. The flows call a task with
+the FRNet file, the raw image tree's listing) and a digest of the lrface source the step runs
+(:func:`code_digest`), so an edited loss misses the cached training. The flows call a task with
 ``refresh_cache`` when its output is missing, so a deleted output is always rebuilt.
 """
 
@@ -13,8 +14,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lrface import __version__
+import lrface
 from lrface.config import Params
+
+LRFACE_ROOT = Path(lrface.__file__).resolve().parent
 
 
 def digest(*parts: Any) -> str:
@@ -39,6 +42,29 @@ def file_digest(path: Path) -> str:
     return sha256_file(path) if path.is_file() else "missing"
 
 
+def output_digest(params: Params, rel: str) -> str:
+    """Digest of a stage's completion file under the work dir (local, or in the bucket)."""
+    from lrface.storage import read_bytes
+
+    ws = params.workspace()
+    if not ws.remote:
+        return file_digest(ws.local / rel)
+    return hashlib.sha256(read_bytes(ws.uri_of(rel))).hexdigest() if ws.exists(rel) else "missing"
+
+
+def code_digest(*parts: str) -> str:
+    """sha256 over the ``.py`` files of the given lrface sub-packages / modules (relative to the
+    package, e.g. ``"train"``, ``"losses.py"``) plus the package's top-level modules."""
+    files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py"))
+    for part in parts:
+        target = LRFACE_ROOT / part
+        files += sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    h = hashlib.sha256()
+    for f in dict.fromkeys(files):
+        h.update(f.relative_to(LRFACE_ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def dotted(data: dict[str, Any], key: str) -> Any:
     node: Any = data
     for part in key.split("."):
@@ -46,7 +72,8 @@ def dotted(data: dict[str, Any], key: str) -> Any:
     return node
 
 
-def stage_key(step: str, params: Params, sections: list[str], inputs: list[str]) -> str:
-    """The cache key of ``step``."""
+def stage_key(step: str, params: Params, sections: list[str], inputs: list[str],
+              code: tuple[str, ...] = ()) -> str:
+    """The cache key of ``step``: its params, its inputs' digests and its code's digest."""
     chosen = {s: dotted(params, s) for s in sections}
-    return f"lrface-{step}-{digest(step, chosen, inputs, __version__)[:32]}"
+    return f"lrface-{step}-{digest(step, chosen, inputs, code_digest(*code))[:32]}"

@@ -42,9 +42,9 @@ def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str,
     p = params_of(params_path, overrides)
     out: dict[str, Any] = {}
     if "align" in steps:
-        out["align"] = fresh_if_missing(align_task, align_output(p, dataset))(params_path, dataset, overrides)
+        out["align"] = fresh_if_missing(align_task, p, align_output(dataset))(params_path, dataset, overrides)
     if "shards" in steps:
-        out["shards"] = fresh_if_missing(shards_task, shards_output(p, dataset))(params_path, dataset, overrides)
+        out["shards"] = fresh_if_missing(shards_task, p, shards_output(dataset))(params_path, dataset, overrides)
     return out
 
 
@@ -52,7 +52,7 @@ def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str,
 def train(alpha: float, params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict:
     """Train and register SRNet for one alpha."""
     p = params_of(params_path, overrides)
-    return fresh_if_missing(train_task, train_output(p, float(alpha)))(params_path, float(alpha), overrides)
+    return fresh_if_missing(train_task, p, train_output(p, float(alpha)))(params_path, float(alpha), overrides)
 
 
 def mlflow_run_link(run_id: str) -> str:
@@ -105,7 +105,7 @@ def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> in
         return max(1, int(setting))
     t = p.section("train")
     cpus_per_job = int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1  # + the trainer's driver
-    address = os.environ.get("LRFACE_RAY_ADDRESS") or (p.get("ray") or {}).get("address") or "local"
+    address = p.get_dotted("ray.address") or "local"
     if address == "local":
         return max(1, (os.cpu_count() or 1) // cpus_per_job)
     import ray
@@ -132,7 +132,7 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
     log.info("training alphas %s, %d at a time", alphas, width)
     trained: list[dict[str, Any]] = []
     for i in range(0, len(alphas), width):
-        futures = [fresh_if_missing(train_task, train_output(p, a)).submit(params_path, a, overrides)
+        futures = [fresh_if_missing(train_task, p, train_output(p, a)).submit(params_path, a, overrides)
                    for a in alphas[i : i + width]]
         trained += [f.result() for f in futures]
     result = evaluate(params_path, overrides, p.section("evaluate").get("dataset", "lfw"), None, trained)

@@ -7,13 +7,12 @@ retried, and a retried training resumes its Ray Train job from the latest checkp
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.context import TaskRunContext
 
-from flows.caching import file_digest, stage_key, tree_listing_digest
+from flows.caching import file_digest, output_digest, stage_key, tree_listing_digest
 from lrface.config import Params, load_params
 
 # Errors that mean "the input is wrong": retrying cannot help.
@@ -54,36 +53,35 @@ def _dataset_inputs(params: Params, dataset: str) -> list[str]:
     return [*(tree_listing_digest(r) for r in roots if r), *(file_digest(f) for f in files if f)]
 
 
-def align_output(p: Params, dataset: str) -> Path:
-    from lrface.data.datasets import dataset_dir
-
-    return dataset_dir(p, dataset) / "aligned" / "summary.json"
-
-
-def shards_output(p: Params, dataset: str) -> Path:
-    from lrface.data.datasets import dataset_dir
-
-    return dataset_dir(p, dataset) / "shards" / "manifest.json"
+# Each stage's output is complete when its completion file exists, relative to paths.work_dir
+# (a local folder or a bucket: lrface.storage.Workspace pushes that file last).
+def align_output(dataset: str) -> str:
+    return f"{dataset}/aligned/summary.json"
 
 
-def train_output(p: Params, alpha: float) -> Path:
-    from lrface.train.job import model_dir, train_config
+def shards_output(dataset: str) -> str:
+    return f"{dataset}/shards/manifest.json"
 
-    return model_dir(p, train_config(p, alpha)) / "train_summary.json"
+
+def train_output(p: Params, alpha: float) -> str:
+    from lrface.train.job import model_rel, train_config
+
+    return f"{model_rel(train_config(p, alpha))}/train_summary.json"
 
 
 def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
     return stage_key(f"align-{ds}", p, ["align", "data.rows_per_shard", f"data.datasets.{ds}"],
-                     _dataset_inputs(p, ds))
+                     _dataset_inputs(p, ds), code=("data",))
 
 
 def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
     return stage_key(f"shards-{ds}", p, ["degrade", "data.rows_per_shard", "data.split_seed",
-                                         f"data.datasets.{ds}"], [file_digest(align_output(p, ds))])
+                                         f"data.datasets.{ds}"], [output_digest(p, align_output(ds))],
+                     code=("data",))
 
 
 def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
@@ -91,14 +89,14 @@ def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
 
     p = params_of(args["params_path"], args.get("overrides"))
     cfg = train_config(p, args["alpha"])
-    shards = shards_output(p, cfg.dataset)
-    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train"],
-                     [args["alpha"], file_digest(shards), file_digest(p.path("frnet_checkpoint"))])
+    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "paths.work_dir"],
+                     [args["alpha"], output_digest(p, shards_output(cfg.dataset)),
+                      file_digest(p.path("frnet_checkpoint"))], code=("train", "models", "data"))
 
 
-def fresh_if_missing(task_fn, output: Path):
-    """The task, set to ignore its cache when its output is gone (deleted data is rebuilt)."""
-    return task_fn if output.exists() else task_fn.with_options(refresh_cache=True)
+def fresh_if_missing(task_fn, p: Params, output: str):
+    """The task, set to ignore its cache when its output (relative to the work dir) is gone."""
+    return task_fn if p.workspace().exists(output) else task_fn.with_options(refresh_cache=True)
 
 
 @task(task_run_name="align {dataset}", cache_key_fn=_align_key, persist_result=True,

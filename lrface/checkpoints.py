@@ -36,12 +36,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _torch_load(path: str | Path) -> Any:
+def _torch_load(path: str | Path, data: bytes | None = None) -> Any:
+    """Load ``path`` (or its already-read bytes ``data``, e.g. shipped to a Ray worker)."""
+    import io
+
     p = Path(path)
-    if not p.is_file():
+    if data is None and not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(data) if data is not None else p, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, or needs code we refuse to unpickle
         raise CheckpointError(f"cannot read checkpoint {p}: {e}") from e
 
@@ -67,9 +70,10 @@ def load_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: s
     model.load_state_dict(state_dict, strict=True)
 
 
-def load_mobilefacenet(path: str | Path) -> MobileFaceNet:
-    """Load a MobileFaceNet from the public checkpoint format or a bare state dict."""
-    obj = _torch_load(path)
+def load_mobilefacenet(path: str | Path, data: bytes | None = None) -> MobileFaceNet:
+    """Load a MobileFaceNet from the public checkpoint format or a bare state dict (``data``: the
+    file's bytes when they travelled here without the file, e.g. through Ray's object store)."""
+    obj = _torch_load(path, data)
     if isinstance(obj, dict) and "net_state_dict" in obj:
         sd = obj["net_state_dict"]
     elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -85,9 +89,9 @@ def load_mobilefacenet(path: str | Path) -> MobileFaceNet:
     return net.eval()
 
 
-def load_frnet(path: str | Path) -> FrozenFRNet:
+def load_frnet(path: str | Path, data: bytes | None = None) -> FrozenFRNet:
     """The frozen FRNet used for the identity loss and for evaluation."""
-    return FrozenFRNet(load_mobilefacenet(path))
+    return FrozenFRNet(load_mobilefacenet(path, data))
 
 
 def save_srnet(model: SRNet, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module, func, _ = COMMANDS[args.command]
         return int(_load(module, func)(args) or 0)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError) as e:  # OSError: files, storage, connections
         print(f"lrface {args.command}: error: {e}", file=sys.stderr)
         return 1
 

@@ -21,7 +21,10 @@ _started_local = False
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
     """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) or start a
-    loopback-only local Ray when it is empty/``"local"``. No-op if Ray is already up."""
+    loopback-only local Ray when it is empty/``"local"``. No-op if Ray is already up.
+
+    ``address`` is ``ray.address`` of the merged params (``-S`` > ``LRFACE_RAY_ADDRESS`` >
+    params.yaml): this function reads no environment of its own."""
     import ray
 
     for k, v in LOOPBACK_ENV.items():
@@ -32,7 +35,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
         if not (_started_local and too_small and (address or "local") == "local"):
             return
         ray.shutdown()  # our own local Ray, started smaller than this job needs: restart it
-    address = address or os.environ.get("LRFACE_RAY_ADDRESS") or "local"
+    address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
     _started_local = address == "local"
     if address == "local":
         ray.init(
@@ -45,4 +48,23 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
             **kwargs,
         )
     else:
+        check_reachable(address)
         ray.init(address=address, **kwargs)
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming the address, when a ``host:port`` / ``ray://host:port`` cluster
+    does not answer (``ray.init`` alone would keep retrying for a minute)."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"ray.address {address!r}: expected local, auto, host:port or ray://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ConnectionError(f"Ray cluster at {address} does not answer: {e}") from e

@@ -12,56 +12,59 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lrface.config import Params
+from lrface.config import Params, mark_process_env
 
 REGISTERED_MODEL = "lrface-srnet"
 CHECKPOINT_ARTIFACT = "srnet.pt"
 PIP_REQUIREMENTS = ["torch==2.13.0", "lrface"]
 
 
-# MLflow copies the URIs it is given into these env vars (so subprocesses inherit them). A value
-# that a ``setup_mlflow`` in this process chose from params (now or earlier: the env may have been
-# restored since) is not a user's override.
-_ours: dict[str, set[str]] = {"MLFLOW_TRACKING_URI": set(), "MLFLOW_REGISTRY_URI": set()}
-
-
-def _env_override(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value if value and value not in _ours[name] else None
-
-
 def setup_mlflow(params: Params, experiment: str | None = None) -> str:
     """Configure the tracking/registry URI and experiment; returns the experiment id.
 
-    Precedence: the user's ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``, then params'
-    ``mlflow.tracking_uri`` / ``mlflow.registry_uri``, then ``sqlite:///<work_dir>/mlflow.db``;
-    the registry follows the tracking URI unless set on its own.
+    The URIs come from the merged params (``-S`` > ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_REGISTRY_URI`` > ``mlflow.*`` in params.yaml), else ``sqlite:///<work_dir>/mlflow.db``;
+    the registry follows the tracking URI unless set on its own. With a tracking server the
+    experiment's artifacts are the server's (``--serve-artifacts``): no client-side ``file://`` root.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     import mlflow
 
     cfg = dict(params.get("mlflow") or {})
-    work = params.path("work_dir")
-    user = {k: _env_override(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    uri = user["MLFLOW_TRACKING_URI"] or cfg.get("tracking_uri") or f"sqlite:///{work / 'mlflow.db'}"
+    uri = cfg.get("tracking_uri") or f"sqlite:///{params.path('work_dir') / 'mlflow.db'}"
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    registry = user["MLFLOW_REGISTRY_URI"] or cfg.get("registry_uri") or uri
-    mlflow.set_tracking_uri(uri)
+    registry = cfg.get("registry_uri") or uri
+    mlflow.set_tracking_uri(uri)  # MLflow copies both into the env: mark them as not the user's
     mlflow.set_registry_uri(registry)
-    for name, value in (("MLFLOW_TRACKING_URI", uri), ("MLFLOW_REGISTRY_URI", registry)):
-        if not user[name]:
-            _ours[name].add(value)
+    for key, name, value in (("mlflow.tracking_uri", "MLFLOW_TRACKING_URI", uri),
+                              ("mlflow.registry_uri", "MLFLOW_REGISTRY_URI", registry)):
+        if params.source(key) != f"env {name}":  # the user's own value stays the user's
+            mark_process_env(name, value)
     name = experiment or cfg.get("experiment", "lrface")
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        artifacts = cfg.get("artifact_root") or (work / "mlartifacts").as_uri()
-        exp_id = mlflow.create_experiment(name, artifact_location=artifacts)
+        exp_id = mlflow.create_experiment(name, artifact_location=artifact_location(params, uri))
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "databricks"))
+
+
+def artifact_location(params: Params, tracking_uri: str) -> str | None:
+    """``mlflow.artifact_root`` if set; None (the server decides) for a tracking server; else
+    ``<work_dir>/mlartifacts`` (the embedded store keeps artifacts beside its database)."""
+    root = (params.get("mlflow") or {}).get("artifact_root")
+    if root:
+        return root
+    if is_server(tracking_uri):
+        return None
+    return (params.path("work_dir") / "mlartifacts").as_uri()
 
 
 def git_commit(repo: Path | None = None) -> str:

@@ -35,9 +35,30 @@ def test_cache_key_follows_params_and_inputs():
 
 
 def test_missing_output_refreshes_the_cache(tmp_path):
-    assert fresh_if_missing(train_task, tmp_path / "missing.json").refresh_cache is True
+    p = load_params(REPO / "params.yaml", {"paths.work_dir": str(tmp_path)})
+    assert fresh_if_missing(train_task, p, "missing.json").refresh_cache is True
     (tmp_path / "there.json").write_text("{}")
-    assert fresh_if_missing(train_task, tmp_path / "there.json") is train_task
+    assert fresh_if_missing(train_task, p, "there.json") is train_task
+
+
+def test_cache_key_notices_an_edited_function(tmp_path, monkeypatch):
+    """The key digests the code a step runs: editing a function in it changes the key."""
+    import shutil
+
+    import flows.caching as caching
+
+    pkg = tmp_path / "lrface"
+    shutil.copytree(caching.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(caching, "LRFACE_ROOT", pkg)
+    p = load_params(REPO / "params.yaml")
+    before = stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py"))
+    assert before == stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py"))
+    losses = pkg / "losses.py"
+    losses.write_text(losses.read_text().replace("(1.0 - F.cosine", "(1.0 + F.cosine"))  # a sign error
+    assert "(1.0 + F.cosine" in losses.read_text()
+    assert stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py")) != before
+    # code a step does not run does not change its key
+    assert stage_key("x", p, [], [], code=("data",)) == stage_key("x", p, [], [], code=("data",))
 
 
 def test_sweep_width(tmp_path):

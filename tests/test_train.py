@@ -166,7 +166,7 @@ def test_precomputed_hr_features_match_frnet(tiny, frnet, tmp_path):
     shards = open_shards(load_params(tiny), "train")
     path = compute_hr_features(shards, frnet, tmp_path / "f.parquet", batch_size=7, progress=False)
     batch = next(iter_face_batches(shards, ["hr_png"], 10, split="train", extra_columns=("sample_id",)))
-    lookup = HrFeatureLookup(path)
+    lookup = HrFeatureLookup.from_file(path)
     assert len(lookup.index) == shards.manifest["splits"]["train"]
     flip = torch.tensor([i % 2 == 1 for i in range(10)])
     hr = batch["hr_png"].clone()

@@ -8,4 +8,9 @@ from lrface.config import Params, load_params
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
-    return load_params(args.params, getattr(args, "override_map", None))
+    """The merged params (``-S`` > environment > params.yaml); says on stderr what came from where."""
+    import sys
+
+    params = load_params(args.params, getattr(args, "override_map", None))
+    print(f"lrface {getattr(args, 'command', '')}: {params.describe()}", file=sys.stderr)
+    return params

@@ -201,13 +201,20 @@ class Aligner:
     def align(self, path: str | Path, rel_path: str = "") -> AlignResult:
         return self.align_many([(str(path), rel_path)])[0]
 
-    def align_many(self, items: list[tuple[str, str]]) -> list[AlignResult]:
-        """Align ``(path, rel_path)`` items; images of equal shape share one detector pass."""
+    def align_many(self, items: list[tuple[str, str]],
+                   data: list[bytes | BadImage] | None = None) -> list[AlignResult]:
+        """Align ``(path, rel_path)`` items; images of equal shape share one detector pass.
+
+        ``data``: each item's bytes (or the error reading them), read elsewhere, so this process
+        needs no access to ``path`` (Ray actors on nodes that do not share the driver's disk)."""
         results: list[AlignResult | None] = [None] * len(items)
         pending: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
         for i, (path, rel) in enumerate(items):
             try:
-                image = decode_rgb(read_bytes(path), path, self.config.limits)
+                raw = read_bytes(path) if data is None else data[i]
+                if isinstance(raw, BadImage):
+                    raise raw
+                image = decode_rgb(raw, path, self.config.limits)
             except BadImage as e:
                 results[i] = AlignResult(False, e.reason, e.detail)
                 continue

@@ -7,6 +7,7 @@ degradation change reruns only that stage.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -16,11 +17,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lrface.checkpoints import sha256_file
 from lrface.config import Params
 from lrface.data.align import AlignConfig, Aligner, read_landmarks_file
 from lrface.data.datasets import DatasetSpec, data_path, dataset_dir, dataset_records
-from lrface.data.images import encode_png
+from lrface.data.images import BadImage, encode_png, read_bytes
 from lrface.data.shards import ShardWriter
 from lrface.data.sources import ImageRecord
 
@@ -50,7 +50,10 @@ class _AlignWorker:
         self.aligner = Aligner(config, reference, fallback=fallback)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        results = self.aligner.align_many(list(zip(batch["path"], batch["rel"], strict=True)))
+        data = [BadImage(p, str(r), str(d)) if r else bytes(b)
+                for p, b, r, d in zip(batch["path"], batch["data"], batch["read_error"], batch["read_detail"],
+                                      strict=True)]
+        results = self.aligner.align_many(list(zip(batch["path"], batch["rel"], strict=True)), data)
         return {
             "idx": batch["idx"],
             "ok": np.array([r.ok for r in results]),
@@ -67,16 +70,22 @@ class _AlignWorker:
         }
 
 
-def _hash_inputs(records: list[ImageRecord]) -> tuple[list[str | None], list[str | None]]:
-    """sha256 of each input file (None if unreadable) and, for repeats, the first sample id."""
+def _read_inputs(records: list[ImageRecord]) -> tuple[list[bytes | BadImage], list[str | None],
+                                                       list[str | None]]:
+    """Each input's bytes (or why they cannot be read), their sha256 (None if unreadable) and, for
+    repeats, the first sample id. The driver reads every file once; the bytes travel to the
+    alignment actors through Ray's object store, so actors on other nodes need no data mount."""
+    blobs: list[bytes | BadImage] = []
     digests: list[str | None] = []
     first: dict[str, str] = {}
     dup_of: list[str | None] = []
     for r in records:
         try:
-            d = sha256_file(r.path)
-        except OSError:
-            d = None
+            blob: bytes | BadImage = read_bytes(r.path)
+        except BadImage as e:
+            blob = e
+        blobs.append(blob)
+        d = hashlib.sha256(blob).hexdigest() if isinstance(blob, bytes) else None
         digests.append(d)
         if d is not None and d in first:
             dup_of.append(first[d])
@@ -84,7 +93,7 @@ def _hash_inputs(records: list[ImageRecord]) -> tuple[list[str | None], list[str
             dup_of.append(None)
             if d is not None:
                 first[d] = r.sample_id
-    return digests, dup_of
+    return blobs, digests, dup_of
 
 
 def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, Any]:
@@ -102,7 +111,7 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     records = dataset_records(params, spec)
     if not records:
         raise ValueError(f"dataset {dataset!r} has no input images")
-    digests, dup_of = _hash_inputs(records)
+    blobs, digests, dup_of = _read_inputs(records)
     reference = read_landmarks_file(data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
     fallback = (read_landmarks_file(data_path(params, spec.fallback_landmarks))
                 if spec.fallback_landmarks else {})
@@ -112,7 +121,7 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     init_ray(params.get("ray", {}).get("address"))
     ray.data.DataContext.get_current().enable_progress_bars = False  # one tqdm bar below instead
     ds = ray.data.from_items(
-        [{"idx": i, "path": records[i].path, "rel": records[i].rel_path} for i in todo],
+        [{"idx": i, "path": records[i].path, "rel": records[i].rel_path, **_payload(blobs[i])} for i in todo],
         override_num_blocks=max(1, min(len(todo) // batch_size, 200)),
     )
     ds = ds.map_batches(
@@ -176,7 +185,14 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
         )
     assert summary["counts"]["in"] == summary["counts"]["aligned"] + summary["counts"]["rejected"]
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    params.workspace().push(f"{dataset}/aligned", last=("summary.json",))  # no-op for a local work dir
     return summary
+
+
+def _payload(blob: bytes | BadImage) -> dict[str, Any]:
+    if isinstance(blob, BadImage):
+        return {"data": b"", "read_error": blob.reason, "read_detail": blob.detail}
+    return {"data": blob, "read_error": "", "read_detail": ""}
 
 
 def _detection_rate(results: dict[int, dict[str, Any]]) -> float | None:

@@ -66,4 +66,10 @@ def dataset_dir(params: Params, name: str) -> Path:
 
 
 def open_shards(params: Params, dataset: str) -> ShardSet:
-    return ShardSet(dataset_dir(params, dataset) / "shards")
+    """The dataset's shards; with a remote work dir, pulled into the local mirror first and
+    read by Ray Data from the bucket."""
+    ws = params.workspace()
+    rel = f"{dataset}/shards"
+    if ws.remote:
+        ws.pull(rel)
+    return ShardSet(ws.local / rel, remote=ws.uri_of(rel) if ws.remote else None)

@@ -24,6 +24,9 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
     spec = DatasetSpec.from_params(params, dataset)
     dcfg = DegradeConfig.from_dict(params.section("degrade"))
     base = dataset_dir(params, dataset)
+    ws = params.workspace()
+    if ws.remote:
+        ws.pull(f"{dataset}/aligned")
     summary_path = base / "aligned" / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"run the align stage first: {summary_path} not found")
@@ -64,6 +67,7 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
         "rejected": rejected,
     }
     write_manifest(base / "shards", manifest)
+    ws.push(f"{dataset}/shards", last=("manifest.json",))  # no-op for a local work dir
     return manifest
 
 

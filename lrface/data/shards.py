@@ -133,7 +133,10 @@ def manifest_digest(path: str | Path) -> str:
 class ShardSet:
     """The shards of one dataset, opened through its manifest."""
 
-    def __init__(self, manifest_path: str | Path) -> None:
+    def __init__(self, manifest_path: str | Path, remote: str | None = None) -> None:
+        """``remote``: the shard folder's URI (``s3://...``) that Ray Data reads on any node, when
+        this process reads a local mirror of it."""
+        self.remote = remote
         self.manifest_path = Path(manifest_path)
         if self.manifest_path.is_dir():
             self.manifest_path = self.manifest_path / MANIFEST
@@ -196,11 +199,18 @@ class ShardSet:
         import ray.data
         from ray.data.expressions import col
 
+        from lrface.storage import filesystem
+
         if verify:
             self.verify()
-        kwargs = {} if num_cpus is None else {"num_cpus": num_cpus}
+        kwargs: dict[str, Any] = {} if num_cpus is None else {"num_cpus": num_cpus}
         read_cols = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
-        ds = ray.data.read_parquet([str(p) for p in self.paths], columns=read_cols, **kwargs)
+        if self.remote:  # every node reads the bucket, not this machine's mirror
+            fs, base = filesystem(self.remote)
+            paths, kwargs["filesystem"] = [f"{base}/{s.file}" for s in self.shards], fs
+        else:
+            paths = [str(p) for p in self.paths]
+        ds = ray.data.read_parquet(paths, columns=read_cols, **kwargs)
         if split is not None:
             ds = ds.filter(expr=col("split") == split)  # pushed into the Parquet scan
             if columns is not None and "split" not in columns:

@@ -31,6 +31,10 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
                  track: bool = True) -> EvalOutput:
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
     cfg = params.section("evaluate")
+    ws = params.workspace()
+    if ws.remote:  # what this driver reads: the models' summaries and the feature cache
+        ws.pull("models", missing_ok=True)
+        ws.pull("cache/features", missing_ok=True)
     specs = expand_methods(params, list(methods if methods is not None else cfg.get("methods") or []))
     if "bicubic" not in specs:
         specs.insert(0, "bicubic")
@@ -76,6 +80,9 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         metrics["mlflow_runs"] = run_ids
     files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    ws.push(cfg.get("out_dir", "reports"))
+    ws.push("cache/features", skip_existing=True)
+    ws.push(cfg.get("metrics_file", "metrics.json"))  # last: the evaluation is complete
     return EvalOutput(results, out, files, metrics, run_ids)
 
 

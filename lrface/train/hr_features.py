@@ -63,15 +63,23 @@ def compute_hr_features(shards: ShardSet, frnet: FrozenFRNet, out: Path, split: 
 
 
 class HrFeatureLookup:
-    """``sample_id`` (+ flip flag) -> the precomputed HR feature rows, as one tensor."""
+    """``sample_id`` (+ flip flag) -> the precomputed HR feature rows, as one tensor.
 
-    def __init__(self, path: str | Path) -> None:
+    Small (a few MB) and picklable: the driver builds it once and ships it to every Ray Train
+    worker through the object store, so no worker reads the driver's feature file.
+    """
+
+    def __init__(self, sample_ids: list[str], feats: torch.Tensor) -> None:
+        self.index = {s: i for i, s in enumerate(sample_ids)}
+        self.feats = feats  # (2, N, dim): plain, flipped
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> HrFeatureLookup:
         table = pq.read_table(path, columns=list(COLUMNS))
         dim = table.schema.field("feat").type.list_size
-        self.index = {s: i for i, s in enumerate(table.column("sample_id").to_pylist())}
         feats = [np.asarray(table.column(c).combine_chunks().flatten()).reshape(-1, dim)
                  for c in ("feat", "feat_flip")]
-        self.feats = torch.from_numpy(np.stack(feats))  # (2, N, dim)
+        return cls(table.column("sample_id").to_pylist(), torch.from_numpy(np.stack(feats)))
 
     def __call__(self, sample_ids, flipped: torch.Tensor, device: torch.device) -> torch.Tensor:
         try:

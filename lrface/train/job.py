@@ -19,14 +19,16 @@ from typing import Any
 
 import torch
 
+from lrface import storage
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
 from lrface.config import Params, flatten
 from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
-from lrface.train.hr_features import compute_hr_features, features_path
-from lrface.train.srnet import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
+from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
+from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
+from lrface.train.validation import load_val_set
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,16 +67,23 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str) -> str:
     return f"{cfg.run_name}-{digest[:8]}"
 
 
-def storage_dir(params: Params, cfg: TrainConfig) -> Path:
-    p = Path(cfg.storage_path)
-    return p if p.is_absolute() else params.path("work_dir") / p
+def storage_uri(params: Params, cfg: TrainConfig) -> str:
+    """Ray Train's storage: ``train.storage_path`` if absolute or a URI, else under the work dir
+    (so in S3 when the work dir is)."""
+    if storage.is_remote(cfg.storage_path) or Path(cfg.storage_path).is_absolute():
+        return str(cfg.storage_path)
+    return params.workspace().uri_of(str(cfg.storage_path))
+
+
+def model_rel(cfg: TrainConfig) -> str:
+    return f"models/{cfg.run_name}"
 
 
 def model_dir(params: Params, cfg: TrainConfig) -> Path:
-    return params.path("work_dir") / "models" / cfg.run_name
+    return params.path("work_dir") / model_rel(cfg)
 
 
-def _mlflow_run(params: Params, job: str, storage: Path, tags: dict[str, str]) -> tuple[str, str]:
+def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> tuple[str, str]:
     """The job's MLflow run: reused when the same job (name + storage) runs again."""
     import mlflow
     from mlflow import MlflowClient
@@ -85,7 +94,7 @@ def _mlflow_run(params: Params, job: str, storage: Path, tags: dict[str, str]) -
     client = MlflowClient()
     found = client.search_runs(
         [exp_id],
-        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{storage}'",
+        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{store}'",
         max_results=1,
     )
     if found:
@@ -136,43 +145,44 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         load_frnet(frnet_path)
     except (FileNotFoundError, CheckpointError) as e:
         raise type(e)(f"FRNet checkpoint unusable: {e}") from e
+    ws = params.workspace()
+    store = storage_uri(params, cfg)
+    storage.check(store)  # a missing bucket or wrong endpoint fails here, in seconds
     shards = open_shards(params, cfg.dataset)
     shards.verify()
-    storage = storage_dir(params, cfg)
-    storage.mkdir(parents=True, exist_ok=True)
     job = job_name(params, cfg, manifest_digest(shards.manifest_path))
 
     tags = {
         "lrface.kind": "training", "lrface.train_name": cfg.run_name, "lrface.train_job": job,
-        "lrface.storage_path": str(storage),
+        "lrface.storage_path": store,
         "lrface.git_commit": git_commit(), "lrface.shards_manifest_sha256": manifest_digest(shards.manifest_path),
         "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": sha256_file(frnet_path),
         "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
     }
-    run_id, tracking_uri = _mlflow_run(params, job, storage, tags) if track else (None, None)
+    run_id, tracking_uri = _mlflow_run(params, job, store, tags) if track else (None, None)
 
-    address = (params.get("ray") or {}).get("address")
-    local = not address or address == "local"
+    address = params.get_dotted("ray.address") or "local"
     init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
-             if local else None)
+             if address == "local" else None)
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
     hr_features = None
     if cfg.alpha > 0 and cfg.hr_feature_cache:
         frnet = load_frnet(frnet_path)
         torch.set_num_threads(os.cpu_count() or 1)
-        hr_features = compute_hr_features(
-            shards, frnet, features_path(params.path("work_dir") / "cache" / "hr_features", shards,
-                                         sha256_file(frnet_path)), progress=progress)
+        path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards,
+                                                                sha256_file(frnet_path)), progress=progress)
+        hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0)
-    heartbeat = storage / job / "heartbeat"
-    marker = storage / job / NON_FINITE_FILE
-    marker.unlink(missing_ok=True)
+    fs, store_path = storage.filesystem(store)
+    fs.create_dir(store_path, recursive=True)
     loop_config = {
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
-        "frnet_checkpoint": str(frnet_path), "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
-        "heartbeat_dir": str(heartbeat), "fault": fault or {}, "shards_manifest": str(shards.manifest_path),
-        "hr_features": str(hr_features) if hr_features else None,
+        "frnet": ray.put(frnet_path.read_bytes()), "frnet_name": frnet_path.name,
+        "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
+        "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if ws.remote else 1,
+        "fault": fault or {}, "hr_features": hr_features,
+        "val_set": ray.put(load_val_set(shards, cfg.factors, cfg.val_max_faces)),
     }
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -183,7 +193,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             placement_strategy=cfg.placement_strategy,
         ),
         run_config=ray.train.RunConfig(
-            name=job, storage_path=str(storage),
+            name=job, storage_path=store_path,
+            storage_filesystem=fs if storage.is_remote(store) else None,
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.num_to_keep),
         ),
@@ -191,14 +202,14 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     )
     result = trainer.fit()
     metrics = dict(result.metrics or {})
-    if marker.is_file():
-        bad = json.loads(marker.read_text())
-        last = result.checkpoint.path if result.checkpoint else "none"
-        raise NonFiniteLossError(f"{cfg.run_name}: loss became {bad['loss']} at step {bad['step']}; "
-                                 f"stopped. Last good checkpoint: {last}")
     if result.checkpoint is None:
         raise RuntimeError(f"{cfg.run_name}: training finished without a checkpoint")
     with result.checkpoint.as_directory() as d:
+        marker = Path(d) / NON_FINITE_FILE
+        if marker.is_file():
+            bad = json.loads(marker.read_text())
+            raise NonFiniteLossError(f"{cfg.run_name}: loss became {bad['loss']} at step {bad['step']}; "
+                                     f"stopped. Last good checkpoint: {result.checkpoint.path}")
         state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     model = SRNet(SRNetConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
@@ -206,10 +217,11 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     model_path = save_srnet(model, out_dir / "srnet.pt", extra={"step": int(state["step"]), "alpha": cfg.alpha})
     summary = {"name": cfg.run_name, "job": job, "alpha": cfg.alpha, "step": int(state["step"]),
                "final_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
-               "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path}
+               "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path, "storage": store}
     version = _log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
     summary["model_version"] = version
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    ws.push(model_rel(cfg), last=("train_summary.json",))  # the summary marks the output complete
     return TrainOutput(cfg.run_name, model_path, metrics, run_id, version, result.checkpoint.path)
 
 

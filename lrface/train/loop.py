@@ -9,11 +9,18 @@ loss. Every ``checkpoint_every`` steps all ranks call ``ray.train.report`` (a ba
 attaches the checkpoint (model, optimiser, scheduler, step, RNG states) and logs to MLflow.
 
 A non-finite loss is agreed on across ranks; the run then stops without a new checkpoint and
-reports ``status = non_finite`` for the driver to raise (retrying would hit it again).
+reports ``status = non_finite`` with a checkpoint of the last good state, for the driver to
+raise (retrying would hit it again).
+
+Nothing here reads the driver's disk: FRNet's weights, the precomputed HR features and the
+validation faces arrive through Ray's object store, shards through Ray Data (local files or S3),
+and checkpoints go to Ray Train's storage (a local folder or S3). The optional heartbeat (which
+step, pid and node each rank is at; tests use it to inject failures) is written to that storage.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -27,14 +34,12 @@ import torch
 import torch.distributed as dist
 
 from lrface.checkpoints import load_frnet
-from lrface.data.shards import ShardSet, lr_column
-from lrface.data.tensors import iter_face_batches, png_to_tensor
-from lrface.losses import JointLoss, resize
-from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
+from lrface.data.shards import lr_column
+from lrface.data.tensors import png_to_tensor
+from lrface.losses import JointLoss
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
-from lrface.train.hr_features import HrFeatureLookup
-from lrface.train.metrics import psnr, ssim
+from lrface.train.validation import Validator
 
 STATE_FILE = "state.pt"
 NON_FINITE_FILE = "non_finite.json"
@@ -63,61 +68,6 @@ def _all_ranks_finite(value: float, device: torch.device) -> bool:
     return bool(ok.item() == 1.0)
 
 
-class Validator:
-    """Held-out faces (disjoint identities): PSNR/SSIM of SR vs MR and identity cosine
-    ``cos(f(ISR), f(HR))`` per scale, beside bicubic's (computed once)."""
-
-    def __init__(self, shards: ShardSet, frnet, factors, max_faces: int, isr_resize: str, device) -> None:
-        self.frnet = frnet
-        self.sizes = [FACTOR_SIZES[f] for f in factors]
-        self.isr_resize = isr_resize
-        self.device = device
-        cols = ["hr_png", *[lr_column(s) for s in self.sizes]]
-        batches = list(iter_face_batches(shards, cols, batch_size=max_faces, split="val", verify=False))
-        if not batches:
-            raise RuntimeError("validation split is empty: raise data.datasets.<train>.val_fraction")
-        self.hr = batches[0]["hr_png"].to(device)
-        self.lr = {s: batches[0][lr_column(s)].to(device) for s in self.sizes}
-        with torch.inference_mode():
-            self.f_hr = frnet(self.hr)
-        self.baseline = self._scores(lambda lr, size: resize(lr, size, "bicubic"))
-
-    @torch.inference_mode()
-    def _scores(self, upscale) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for s in self.sizes:
-            lr = self.lr[s]
-            size = (lr.shape[2] * 4, lr.shape[3] * 4)
-            sr = upscale(lr, size)
-            mr = resize(self.hr, size, "bicubic")
-            isr = resize(sr.clamp(0, 1), (FACE_HEIGHT, FACE_WIDTH), self.isr_resize)
-            cos = torch.nn.functional.cosine_similarity(self.frnet(isr), self.f_hr, dim=1)
-            out[f"psnr_{s}"] = float(psnr(sr, mr).mean())
-            out[f"ssim_{s}"] = float(ssim(sr, mr).mean())
-            out[f"idcos_{s}"] = float(cos.mean())
-        return out
-
-    def __call__(self, model: SRNet) -> dict[str, float]:
-        model.eval()
-        try:
-            scores = self._scores(lambda lr, size: model(lr))
-        finally:
-            model.train()
-        return {**{f"val/{k}": v for k, v in scores.items()},
-                **{f"val_bicubic/{k}": v for k, v in self.baseline.items()}}
-
-    def grid(self, model: SRNet, path: Path, n: int = 4) -> Path:
-        from lrface.viz import sr_grid
-
-        model.eval()
-        try:
-            bicubic = ("bicubic", lambda lr: resize(lr, (lr.shape[2] * 4, lr.shape[3] * 4), "bicubic"))
-            return sr_grid(self.hr[:n].cpu(), {s: self.lr[s][:n].cpu() for s in self.sizes},
-                           [bicubic, ("SRNet", lambda lr: model.cpu()(lr))], path)
-        finally:
-            model.to(self.device).train()
-
-
 class MlflowLogger:
     """Rank 0's view of the job's single MLflow run (created by the driver)."""
 
@@ -140,6 +90,41 @@ class MlflowLogger:
         if self.run_id:
             self.client.log_artifact(self.run_id, str(path), folder)
 
+    def tag(self, key: str, value: str) -> None:
+        if self.run_id:
+            self.client.set_tag(self.run_id, key, value)
+
+
+class Heartbeat:
+    """``<storage>/<job>/heartbeat/rank<r>.json``: step, pid and node of one rank (local or S3)."""
+
+    def __init__(self, target: tuple[Any, str] | None, rank: int, every: int) -> None:
+        self.fs, base = target if target else (None, "")
+        self.path = f"{base}/rank{rank}.json"
+        self.every = every
+        if self.fs is not None:
+            self.fs.create_dir(base, recursive=True)
+
+    def __call__(self, step: int, info: dict[str, Any], force: bool = False) -> None:
+        if self.fs is None or not (force or step % self.every == 0):
+            return
+        with self.fs.open_output_stream(self.path) as f:
+            f.write(json.dumps({**info, "step": step}).encode())
+
+
+def _state_bytes(state: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _gather_nodes(node_id: str) -> list[str]:
+    if not (dist.is_available() and dist.is_initialized()):
+        return [node_id]
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node_id)
+    return [str(n) for n in nodes]
+
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point run by every Ray Train worker."""
@@ -152,13 +137,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(tcfg.threads_per_worker)
     device = ray.train.torch.get_device()
-    heartbeat = Path(config["heartbeat_dir"]) / f"rank{rank}.json"
     node_id = ray.get_runtime_context().get_node_id()
-    heartbeat.parent.mkdir(parents=True, exist_ok=True)
+    heartbeat = Heartbeat(config.get("heartbeat"), rank, int(config.get("heartbeat_every", 1)))
+    hb_info = {"pid": os.getpid(), "rank": rank, "node_id": node_id}
 
     torch.manual_seed(tcfg.seed + 1000 * rank)
-    model = SRNet(SRNetConfig.from_dict(config["model"])).to(device)
-    frnet = load_frnet(config["frnet_checkpoint"]).to(device)
+    model_cfg = SRNetConfig.from_dict(config["model"])
+    model = SRNet(model_cfg).to(device)
+    frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"])).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.lr_step, gamma=tcfg.lr_gamma)
     step = 0
@@ -171,15 +157,23 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
+
+    def snapshot() -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "step": step, "torch_rng": torch.get_rng_state(), "model_config": model_cfg.to_dict()}
+
+    last_good = _state_bytes(snapshot()) if rank == 0 else b""  # what a non-finite stop keeps
     ddp = ray.train.torch.prepare_model(model)
+    nodes = _gather_nodes(node_id)
     loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha,
                         config["loss"].get("mr_resize", "bicubic"), config["loss"].get("isr_resize", "bicubic"))
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
-    hr_lookup = HrFeatureLookup(config["hr_features"]) if config.get("hr_features") and tcfg.alpha > 0 else None
+    log.tag("lrface.train_nodes", ",".join(sorted(set(nodes))))
+    hr_lookup = ray.get(config["hr_features"]) if config.get("hr_features") is not None and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
-        validator = Validator(ShardSet(config["shards_manifest"]), frnet, tcfg.factors, tcfg.val_max_faces,
-                              config["loss"].get("isr_resize", "bicubic"), device)
+        validator = Validator(ray.get(config["val_set"]), frnet, config["loss"].get("isr_resize", "bicubic"),
+                              device)
     if restored:
         log.metrics({"train/resumed_from_step": step}, step)
     batches = _infinite_batches(ray.train.get_dataset_shard("train"), tcfg.batch_size // world)
@@ -209,10 +203,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if fault.get("nan_at_step") == step + 1:
             value = float("nan")
         if not _all_ranks_finite(value, device):
-            if rank == 0:  # the driver reads this marker and raises; no checkpoint is written
-                (heartbeat.parent.parent / NON_FINITE_FILE).write_text(
-                    json.dumps({"step": step + 1, "loss": repr(value)}))
-            ray.train.report({"status": "non_finite", "step": step + 1, "loss": value})
+            _report_non_finite(rank, step + 1, value, last_good)
             return
         opt.zero_grad(set_to_none=True)
         parts.total.backward()
@@ -226,7 +217,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             sums[k] += v
         if fault.get("sleep_s"):
             time.sleep(float(fault["sleep_s"]))
-        heartbeat.write_text(json.dumps({"pid": os.getpid(), "rank": rank, "step": step, "node_id": node_id}))
+        heartbeat(step, hb_info, force=step == tcfg.steps)
         metrics: dict[str, float] = {}
         if step % tcfg.log_every == 0 or step == tcfg.steps:
             metrics = {f"train/{k}": sums[k] / count for k in ("loss", "loss_image", "loss_id")}
@@ -244,13 +235,29 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 log.artifact(validator.grid(model, Path(d) / f"sr_grid_step{step:06d}.png"), "sr_grids")
         if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
             report = {"status": "running" if step < tcfg.steps else "done", "step": step, **metrics}
-            with tempfile.TemporaryDirectory() as d:
-                checkpoint = None
-                if rank == 0:
-                    torch.save({
-                        "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "step": step, "torch_rng": torch.get_rng_state(),
-                        "model_config": SRNetConfig.from_dict(config["model"]).to_dict(),
-                    }, Path(d) / STATE_FILE)
-                    checkpoint = ray.train.Checkpoint.from_directory(d)
-                ray.train.report(report, checkpoint=checkpoint)
+            state = _state_bytes(snapshot()) if rank == 0 else b""
+            _report(report, state)
+            last_good = state
+
+
+def _report(metrics: dict[str, Any], state: bytes, extra: dict[str, str] | None = None) -> None:
+    """``ray.train.report`` on every rank (a barrier); rank 0 (non-empty ``state``) attaches the
+    checkpoint: ``state.pt`` plus any ``extra`` files."""
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as d:
+        checkpoint = None
+        if state:
+            (Path(d) / STATE_FILE).write_bytes(state)
+            for name, text in (extra or {}).items():
+                (Path(d) / name).write_text(text)
+            checkpoint = ray.train.Checkpoint.from_directory(d)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def _report_non_finite(rank: int, step: int, value: float, last_good: bytes) -> None:
+    """Stop on a non-finite loss: one last report whose checkpoint is the last good state, marked
+    (Ray Train V2's result carries the latest checkpoint's metrics, so the driver sees the status)."""
+    marker = json.dumps({"step": step, "loss": repr(value)})
+    _report({"status": "non_finite", "step": step, "loss": value}, last_good if rank == 0 else b"",
+            {NON_FINITE_FILE: marker})
