@@ -48,10 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alphas", default=None, help="comma-separated; default train.alphas")
     args = ap.parse_args(argv)
 
-    from flows import pipeline as f
+    import os
+
+    from lrface.config import load_params
 
     params_path = str(Path(args.params).resolve())
     overrides = _overrides(args.set) or None
+    params = load_params(params_path, overrides)  # -S > env > params.yaml, as every entry point
+    print(f"python -m flows {args.flow}: {params.describe()}", file=sys.stderr)
+    api = params.get_dotted("orchestration.prefect_api_url")
+    if api:  # before Prefect reads its settings
+        os.environ["PREFECT_API_URL"] = str(api)
+
+    from flows import pipeline as f
+
     if args.flow == "prepare":
         state = f.prepare(args.dataset, params_path, overrides, steps=args.steps.split(","),
                           return_state=True)

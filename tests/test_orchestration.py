@@ -15,29 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import FRNET_CKPT, REPO, SHARED, tiny_pairs_file
+from tests.conftest import REPO, tiny_params
 from tests.servers import child_env, mlflow_server, prefect_server, rendered_dom, screenshot
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(os.environ.get("LRFACE_TEST_ARTIFACTS", REPO / "test-artifacts"))
-
-
-def tiny_params(root: Path) -> dict:
-    """2 LFW folds x 24 real pairs; ~100 real training faces; a few steps per alpha on one worker."""
-    tiny_pairs_file(root / "pairs-tiny.txt")
-    p = yaml.safe_load((REPO / "params.yaml").read_text())
-    p["paths"].update(data_root=str(SHARED / "data"), frnet_checkpoint=str(FRNET_CKPT))
-    p["data"]["rows_per_shard"] = 100
-    p["data"]["datasets"]["lfw"].update(pairs=str(root / "pairs-tiny.txt"), reference_landmarks=None,
-                                        landmarks_file="lfw/reference_landmarks.txt", fallback_landmarks=None)
-    p["data"]["datasets"]["train"].update(sources=[{"name": "lfw", "root": "lfw/lfw-deepfunneled"}],
-                                          limit=100, val_fraction=0.1,
-                                          landmarks_file="lfw/reference_landmarks.txt")
-    p["align"]["workers"] = 1
-    p["train"].update(steps=6, batch_size=8, checkpoint_every=3, validate_every=6, log_every=2,
-                      val_max_faces=16, num_workers=1)
-    p["evaluate"].update(sizes=["7x6", "14x12"], grid_pairs=2, timing_batches=[1])
-    return p
 
 
 def sh(cmd: str, cwd: Path, env: dict, timeout: int = 900) -> str:

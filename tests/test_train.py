@@ -31,10 +31,10 @@ def _training_runs(client, name):
     return client.search_runs(exps, f"tags.`lrface.train_name` = '{name}'")
 
 
-def _cli(params_path, *args, **kw):
+def _cli(params_path, *args, stdout=subprocess.PIPE, **kw):
     env = child_env(PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "lrface.cli", "--params", str(params_path), *args],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=REPO, env=env, stdout=stdout, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True, **kw)
 
 
@@ -62,7 +62,7 @@ def _wait_step(heartbeat, at_least: int, proc, timeout=240) -> dict:
             if hb.get("step", 0) >= at_least:
                 return hb
         if proc.poll() is not None:
-            raise AssertionError(f"training exited early:\n{proc.stdout.read()[-3000:]}")
+            raise AssertionError(f"training exited early:\n{proc.stdout.read()[-3000:] if proc.stdout else proc.args}")
         time.sleep(0.2)
     raise AssertionError("no progress")
 
@@ -102,12 +102,15 @@ def test_job_survives_a_killed_worker_and_a_killed_driver(tiny):
     Either way the MLflow run is one, and its steps are continuous."""
     params = load_params(tiny)
     args = ("-S", "train.steps=16", "-S", "train.log_every=1", "train", "--alpha", "0", "--name", "survive")
-    proc = _cli(tiny, *args)
+    log = params.path("work_dir") / "survive-first.log"
+    with open(log, "w") as f:
+        proc = _cli(tiny, *args, stdout=f)
     hb = _wait_step(_heartbeat(params, "survive", 1), 6, proc)
     os.kill(hb["pid"], signal.SIGKILL)  # one worker: the group restarts from the step-4 checkpoint
     _wait_step(_heartbeat(params, "survive", 0), 10, proc)  # past the step-8 checkpoint after the restart
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray
     proc.wait()
+    first = log.read_text()
     time.sleep(2)
     proc = _cli(tiny, *args)
     out, _ = proc.communicate(timeout=600)
@@ -120,7 +123,8 @@ def test_job_survives_a_killed_worker_and_a_killed_driver(tiny):
                                        key=lambda m: m.timestamp)]
     # Each restart resumed from a checkpoint (every 4 steps), never from scratch nor backwards.
     # (Which one depends on when Ray Train registered it relative to the kill.)
-    assert len(resumed) == 2 and all(v >= 4 and v % 4 == 0 for v in resumed) and resumed[1] >= resumed[0], resumed
+    assert len(resumed) == 2 and all(v >= 4 and v % 4 == 0 for v in resumed) and resumed[1] >= resumed[0], \
+        (resumed, first[-4000:])
     steps = sorted({m.step for m in client.get_metric_history(run_id, "train/loss")})
     assert steps == list(range(1, 17))  # continuous
     summary = json.loads((params.path("work_dir") / "models" / "survive" / "train_summary.json").read_text())

@@ -189,12 +189,14 @@ class ShardSet:
             yield table
 
     def ray_dataset(self, columns: list[str] | None = None, verify: bool = True, split: str | None = None,
-                    num_cpus: float | None = None):
+                    num_cpus: float | None = None, ship: bool = False):
         """The shards as a Ray Dataset (``ray.data.read_parquet``), checksums verified first.
 
         ``split`` filters rows in the Parquet scan (no extra Ray task); ``num_cpus`` sets the
         read tasks' CPU request (training passes a small one so reads never wait behind the
-        CPUs its workers hold).
+        CPUs its workers hold). Where the shards are: the bucket (``remote``) for any node; local
+        files otherwise, which only this node can read, so ``ship`` (a cluster without shared
+        storage) reads them here and hands the rows to Ray's object store instead.
         """
         import ray.data
         from ray.data.expressions import col
@@ -205,6 +207,15 @@ class ShardSet:
             self.verify()
         kwargs: dict[str, Any] = {} if num_cpus is None else {"num_cpus": num_cpus}
         read_cols = None if columns is None else list(dict.fromkeys([*columns, *(["split"] if split else [])]))
+        if ship and not self.remote:
+            import pyarrow.compute as pc
+
+            table = self.read_table(read_cols, verify=False)
+            if split is not None:
+                table = table.filter(pc.equal(table.column("split"), split))
+            if columns is not None:
+                table = table.select(columns)
+            return ray.data.from_arrow(table)
         if self.remote:  # every node reads the bucket, not this machine's mirror
             fs, base = filesystem(self.remote)
             paths, kwargs["filesystem"] = [f"{base}/{s.file}" for s in self.shards], fs

@@ -135,7 +135,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from lrface.ray_env import init_ray
+    from lrface.ray_env import check_reachable, init_ray
     from lrface.tracking import git_commit
 
     cfg = train_config(params, alpha, name)
@@ -148,6 +148,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     ws = params.workspace()
     store = storage_uri(params, cfg)
     storage.check(store)  # a missing bucket or wrong endpoint fails here, in seconds
+    address = params.get_dotted("ray.address") or "local"
+    if address != "local":
+        check_reachable(address)  # so does a cluster address that does not answer
     shards = open_shards(params, cfg.dataset)
     shards.verify()
     job = job_name(params, cfg, manifest_digest(shards.manifest_path))
@@ -161,7 +164,6 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     }
     run_id, tracking_uri = _mlflow_run(params, job, store, tags) if track else (None, None)
 
-    address = params.get_dotted("ray.address") or "local"
     init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
              if address == "local" else None)
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
@@ -173,7 +175,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                                                                 sha256_file(frnet_path)), progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
-    train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0)
+    # On a cluster, workers read the bucket or, for a local work dir, rows this driver shipped.
+    train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0,
+                                  ship=address != "local")
     fs, store_path = storage.filesystem(store)
     fs.create_dir(store_path, recursive=True)
     loop_config = {

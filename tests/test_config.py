@@ -1,0 +1,129 @@
+"""One precedence for every entry point: -S > environment > params.yaml > defaults."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lrface.cli import main
+from lrface.config import ENV_OVERRIDES, load_params
+
+VALUES = {  # dotted key -> (params.yaml, env, -S)
+    "paths.data_root": ("p-data", "e-data", "s-data"),
+    "paths.frnet_checkpoint": ("p.ckpt", "e.ckpt", "s.ckpt"),
+    "paths.work_dir": ("p-work", "s3://env-bucket/work", "s-work"),
+    "ray.address": ("local", "auto", "10.0.0.1:6379"),
+    "mlflow.tracking_uri": ("sqlite:///p.db", "http://env:5000", "http://cli:5000"),
+    "mlflow.registry_uri": ("sqlite:///pr.db", "http://env-r:5000", "http://cli-r:5000"),
+    "orchestration.prefect_api_url": ("http://p:4200/api", "http://e:4200/api", "http://s:4200/api"),
+}
+
+
+def _write(tmp_path, data: dict) -> str:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def _params_file(tmp_path) -> str:
+    data: dict = {}
+    for dotted, (value, _, _) in VALUES.items():
+        section, key = dotted.split(".")
+        data.setdefault(section, {})[key] = value
+    return _write(tmp_path, data)
+
+
+@pytest.mark.parametrize("dotted", sorted(ENV_OVERRIDES))
+def test_each_override_layer_wins_over_the_one_below(tmp_path, monkeypatch, dotted):
+    assert set(VALUES) == set(ENV_OVERRIDES)
+    path = _params_file(tmp_path)
+    in_file, in_env, on_cli = VALUES[dotted]
+    monkeypatch.delenv(ENV_OVERRIDES[dotted], raising=False)
+    assert load_params(path).get_dotted(dotted) == in_file
+    assert load_params(path).source(dotted) == "params.yaml"
+    monkeypatch.setenv(ENV_OVERRIDES[dotted], "")  # empty: not an override
+    assert load_params(path).get_dotted(dotted) == in_file
+    monkeypatch.setenv(ENV_OVERRIDES[dotted], in_env)
+    p = load_params(path)
+    assert p.get_dotted(dotted) == in_env and p.source(dotted) == f"env {ENV_OVERRIDES[dotted]}"
+    p = load_params(path, {dotted: on_cli})
+    assert p.get_dotted(dotted) == on_cli and p.source(dotted) == "-S"
+
+
+def test_env_fills_a_key_the_file_lacks_and_paths_resolve(tmp_path, monkeypatch):
+    path = _write(tmp_path, {"paths": {"work_dir": "data"}})
+    monkeypatch.setenv("LRFACE_RAY_ADDRESS", "auto")
+    p = load_params(path)
+    assert p.get_dotted("ray.address") == "auto"
+    assert p.path("work_dir") == tmp_path / "data"
+    monkeypatch.setenv("LRFACE_WORK_DIR", "s3://bucket/prefix")
+    p = load_params(path)
+    assert p.raw_path("work_dir") == "s3://bucket/prefix" and p.workspace().remote
+    assert p.workspace().uri_of("models/x") == "s3://bucket/prefix/models/x"
+    monkeypatch.setenv("LRFACE_FRNET", "s3://bucket/frnet.ckpt")
+    with pytest.raises(ValueError, match="only paths.work_dir may be a URI"):
+        load_params(path).path("frnet_checkpoint")
+
+
+def test_describe_hides_passwords(tmp_path):
+    path = _write(tmp_path, {"mlflow": {"tracking_uri": "postgresql://me:secret@db:5432/mlflow"}})
+    line = load_params(path).describe()
+    assert "secret" not in line and "me:***@db" in line
+
+
+# Every CLI entry point loads its params the same way and says which value won. Each is run with
+# inputs that make it stop right after (no data, no checkpoint), so nothing starts.
+COMMANDS = {
+    "align": ["align", "--dataset", "lfw"],
+    "shards": ["shards", "--dataset", "lfw"],
+    "train": ["train", "--alpha", "0"],
+    "evaluate": ["evaluate"],
+    "verify": ["verify", "a.jpg", "b.jpg"],
+    "identify": ["identify", "a.jpg", "--gallery", "nowhere"],
+    "serve": ["serve"],
+    "compare": ["compare", "--promote-by", "acc_14x12"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_entry_point_applies_the_precedence(tmp_path, monkeypatch, capsys, command):
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    data["paths"] = {"data_root": str(tmp_path / "p-data"), "frnet_checkpoint": str(tmp_path / "p.ckpt"),
+                     "work_dir": str(tmp_path / "p-work")}
+    data["mlflow"]["tracking_uri"] = ""
+    path = _write(tmp_path, data)
+    monkeypatch.setenv("LRFACE_WORK_DIR", str(tmp_path / "e-work"))
+    monkeypatch.setenv("LRFACE_DATA_ROOT", str(tmp_path / "e-data"))
+    monkeypatch.setenv("LRFACE_RAY_ADDRESS", "127.0.0.1:9")
+    monkeypatch.delenv("LRFACE_FRNET", raising=False)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    rc = main(["--params", path, "-S", f"paths.work_dir={tmp_path / 's-work'}", "-S", "ray.address=local",
+               *COMMANDS[command]])
+    err = capsys.readouterr().err
+    said = next(line for line in err.splitlines() if line.startswith(f"lrface {command}:"))
+    assert f"paths.work_dir={tmp_path / 's-work'} (-S)" in said  # -S beats the env
+    assert "ray.address=local (-S)" in said
+    assert f"paths.data_root={tmp_path / 'e-data'} (env LRFACE_DATA_ROOT)" in said  # env beats the file
+    assert f"paths.frnet_checkpoint={tmp_path / 'p.ckpt'} (params.yaml)" in said
+    assert rc == 1  # and it stopped with a clear error, not a traceback
+    assert f"lrface {command}: error:" in err
+
+
+def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkeypatch):
+    from flows.pipeline import parallel_trainings
+    from flows.tasks import params_of
+
+    path = _params_file(tmp_path)
+    monkeypatch.setenv("LRFACE_RAY_ADDRESS", "127.0.0.1:9")
+    assert params_of(path, None).get_dotted("ray.address") == "127.0.0.1:9"
+    assert params_of(path, {"ray.address": "local"}).get_dotted("ray.address") == "local"
+    data = yaml.safe_load(open(path))
+    data["train"] = {"num_workers": 1, "threads_per_worker": 1}
+    data["orchestration"]["parallel_trainings"] = "auto"
+    path = _write(tmp_path, data)
+    assert parallel_trainings(path, {"ray.address": "local"}) >= 1  # -S: no cluster is contacted
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9 does not answer"):
+        parallel_trainings(path, None)  # the env's cluster address is used, and fails fast
