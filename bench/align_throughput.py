@@ -1,13 +1,23 @@
-"""Alignment throughput with 1 and 2 Ray workers, and shard read throughput vs PNG folders.
+"""Alignment throughput with 1 and 2 Ray workers; shard reads vs PNG folders; shards from S3.
 
-Usage: python bench/align_throughput.py [--images 320] [--params params.yaml]
+Usage: python bench/align_throughput.py [--images 320] [--params params.yaml] [--reads-only]
 Uses the first N images of the LFW pairs (real data under paths.data_root). Wall times include
 Ray actor start-up (each actor imports TensorFlow and builds one MTCNN), as a user sees them.
+The S3 rows start moto's S3 server on 127.0.0.1 (a real HTTP server process, no AWS) and read the
+same shards through Ray Data from local files and from the bucket, side by side.
+``--reads-only`` skips the MTCNN timing (faces aligned from the reference landmarks instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +37,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--images", type=int, default=320)
+    ap.add_argument("--reads-only", action="store_true")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lrface-bench-"))
     rows = []
-    for workers in (1, 2):
+    if args.reads_only:
+        p = load_params(args.params, {"paths.work_dir": str(tmp / "w1"), "align.workers": 1,
+                                      "data.datasets.lfw.limit": args.images,
+                                      "data.datasets.lfw.landmarks_file": "lfw/reference_landmarks.txt"})
+        run_align(p, "lfw", progress=False)
+    for workers in () if args.reads_only else (1, 2):
         p = load_params(args.params, {"paths.work_dir": str(tmp / f"w{workers}"), "align.workers": workers,
                                       "data.datasets.lfw.limit": args.images,
                                       "data.datasets.lfw.fallback_landmarks": None})
@@ -71,6 +87,77 @@ def main() -> None:
     print(f"{'source':<28}{'seconds':>9}{'faces/s':>10}")
     print(f"{'Parquet shards (verified)':<28}{t_shard:>9.2f}{n_shard / t_shard:>10.0f}")
     print(f"{'PNG files in folders':<28}{t_png:>9.2f}{n_png / t_png:>10.0f}")
+    s3_reads(shards, cols, tmp)
+
+
+def _ray_read(shards, cols: list[str]) -> tuple[int, float]:
+    t = time.perf_counter()
+    n = 0
+    for batch in shards.ray_dataset(columns=["sample_id", *cols], verify=False).iter_batches(
+            batch_size=64, batch_format="numpy"):
+        for c in cols:
+            torch.from_numpy(np.stack([np.array(Image.open(io.BytesIO(b)).convert("RGB")) for b in batch[c]]))
+        n += len(batch["sample_id"])
+    return n, time.perf_counter() - t
+
+
+def s3_reads(shards, cols: list[str], tmp: Path) -> None:
+    """The same shards through Ray Data from local files and from S3 (moto on loopback)."""
+    from lrface.data.shards import ShardSet
+    from lrface.ray_env import init_ray
+    from lrface.storage import Workspace
+
+    port = _free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    try:
+        os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", AWS_ACCESS_KEY_ID="bench",
+                          AWS_SECRET_ACCESS_KEY="bench", LRFACE_CACHE_DIR=str(tmp / "mirror"))
+        _wait_port(port)
+        import boto3
+
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="bench")
+        ws = Workspace.of("s3://bench/work")
+        ws.local.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(shards.dir, ws.local / "lfw" / "shards", dirs_exist_ok=True)
+        t = time.perf_counter()
+        ws.push("lfw/shards", last=("manifest.json",))
+        t_push = time.perf_counter() - t
+        shutil.rmtree(ws.local)
+        t = time.perf_counter()
+        ws.pull("lfw/shards")
+        t_pull = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in (ws.local / "lfw" / "shards").glob("*.parquet")) / 2**20
+        remote = ShardSet(ws.local / "lfw" / "shards", remote=ws.uri_of("lfw/shards"))
+        init_ray("local")
+        _ray_read(shards, cols)  # warm-up: Ray Data's workers start once
+        results = [("local Parquet files", *_ray_read(shards, cols)), ("S3 (moto, loopback)", *_ray_read(remote, cols))]
+        print(f"\nshards through Ray Data (the training input path), {size:.1f} MiB, decoded to tensors")
+        print(f"{'source':<28}{'seconds':>9}{'faces/s':>10}")
+        for name, n, sec in results:
+            print(f"{name:<28}{sec:>9.2f}{n / sec:>10.0f}")
+        print(f"whole shard folder to/from S3 (driver mirror): push {t_push:.2f} s, pull {t_pull:.2f} s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"moto server on port {port} did not start")
 
 
 if __name__ == "__main__":

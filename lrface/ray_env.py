@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-LOOPBACK_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
-}
+# Every Ray this process talks to: no usage stats; Train polls its workers often enough.
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
+# Only for the private local Ray: single node on 127.0.0.1, no auth token written to ~/.ray.
+# (A cluster keeps its own auth mode and node addresses.)
+LOOPBACK_ENV = {**QUIET_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 _started_local = False
@@ -27,8 +26,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     params.yaml): this function reads no environment of its own."""
     import ray
 
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
     global _started_local
     if ray.is_initialized():
         too_small = num_cpus is not None and ray.cluster_resources().get("CPU", 0) < num_cpus
@@ -36,6 +33,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
             return
         ray.shutdown()  # our own local Ray, started smaller than this job needs: restart it
     address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
+    for k, v in (LOOPBACK_ENV if address == "local" else QUIET_ENV).items():
+        os.environ.setdefault(k, v)
     _started_local = address == "local"
     if address == "local":
         ray.init(

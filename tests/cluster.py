@@ -22,7 +22,8 @@ from tests.servers import BIN, child_env, free_port, serve, stop
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "lrface-test", "AWS_SECRET_ACCESS_KEY": "lrface-test-secret",
            "AWS_DEFAULT_REGION": "us-east-1"}
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Multi-node on one host: every node and driver names 127.0.0.1 itself (--node-ip-address).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
 
 def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:

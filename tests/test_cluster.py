@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster import mlflow_on_postgres, postgres, probe, ray_cluster, s3_keys, s3_server
+from tests.cluster import (
+    RAY_ENV,
+    mlflow_on_postgres,
+    postgres,
+    probe,
+    ray_cluster,
+    s3_keys,
+    s3_server,
+)
 from tests.conftest import LFW_DIR, REPO, SHARED, tiny_params
 from tests.servers import child_env
 
@@ -61,7 +69,7 @@ def cluster(tmp_path_factory):
             postgres(logs) as pg_uri, \
             mlflow_on_postgres(pg_uri, f"s3://{BUCKET}/mlartifacts", s3, logs) as mlflow_url, \
             ray_cluster(logs, hidden=[head, clone_b, SHARED]) as ray:
-        env = child_env(**s3, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
+        env = child_env(**s3, **RAY_ENV, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
                         PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(root / "mirror"),
                         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         env.pop("PREFECT_API_URL", None)

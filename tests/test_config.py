@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -120,7 +122,7 @@ def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkey
     monkeypatch.setenv("LRFACE_RAY_ADDRESS", "127.0.0.1:9")
     assert params_of(path, None).get_dotted("ray.address") == "127.0.0.1:9"
     assert params_of(path, {"ray.address": "local"}).get_dotted("ray.address") == "local"
-    data = yaml.safe_load(open(path))
+    data = yaml.safe_load(Path(path).read_text())
     data["train"] = {"num_workers": 1, "threads_per_worker": 1}
     data["orchestration"]["parallel_trainings"] = "auto"
     path = _write(tmp_path, data)

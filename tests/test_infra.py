@@ -235,6 +235,9 @@ def test_ray_dashboard_is_loopback_or_token_protected():
         token = (spec.get("authOptions") or {}).get("mode") == "token"
         host = spec["headGroupSpec"]["rayStartParams"].get("dashboard-host", "0.0.0.0")  # KubeRay's default
         assert host == "127.0.0.1" or token, name
+        # GCS (6379) and Ray Client (10001) are reachable in the cluster whatever the dashboard
+        # does, and run arbitrary code: token auth is on for both manifests.
+        assert token, name
         if token:   # the token comes from a Secret, never from the manifest
             for _, group in _ray_pod_specs(spec):
                 for c in group["template"]["spec"]["containers"]:
