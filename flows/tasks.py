@@ -64,9 +64,10 @@ def shards_output(dataset: str) -> str:
 
 
 def train_output(p: Params, alpha: float) -> str:
-    from lrface.train.job import model_rel, train_config
+    from lrface.locations import train_summary_rel
+    from lrface.train.config import train_config
 
-    return f"{model_rel(train_config(p, alpha))}/train_summary.json"
+    return train_summary_rel(train_config(p, alpha).run_name)
 
 
 def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
@@ -85,7 +86,7 @@ def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
 
 
 def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
-    from lrface.train.job import train_config
+    from lrface.train.config import train_config
 
     p = params_of(args["params_path"], args.get("overrides"))
     cfg = train_config(p, args["alpha"])

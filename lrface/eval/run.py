@@ -94,10 +94,11 @@ def expand_methods(params: Params, specs: list[str]) -> list[str]:
         if spec != "trained":
             out.append(spec)
             continue
-        from lrface.train.job import model_dir, train_config
+        from lrface.locations import model_dir
+        from lrface.train.config import train_config
 
         for alpha in params.section("train")["alphas"]:
-            d = model_dir(params, train_config(params, alpha))
+            d = model_dir(params, train_config(params, alpha).run_name)
             summary = d / "train_summary.json"
             if not summary.is_file():
                 raise FileNotFoundError(f"no trained model for alpha={alpha}: {summary} (run lrface train)")

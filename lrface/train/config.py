@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lrface.typed import from_mapping
@@ -59,3 +60,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def train_config(params: Mapping[str, Any], alpha: float | None = None, name: str | None = None) -> TrainConfig:
+    """The ``train`` section, with ``alpha`` / ``name`` set when given (a sweep member, a run name)."""
+    cfg = TrainConfig.from_dict(dict(params["train"]))
+    if alpha is not None:
+        cfg = replace(cfg, alpha=float(alpha))
+    if name is not None:
+        cfg = replace(cfg, name=name)
+    return cfg

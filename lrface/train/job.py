@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_f
 from lrface.config import Params, flatten
 from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column, manifest_digest
+from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.train.config import FACTOR_SIZES, TrainConfig
+from lrface.train.config import FACTOR_SIZES, TrainConfig, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.validation import load_val_set
@@ -43,15 +44,6 @@ class TrainOutput:
     mlflow_run_id: str | None
     model_version: str | None
     checkpoint_path: str
-
-
-def train_config(params: Params, alpha: float | None = None, name: str | None = None) -> TrainConfig:
-    cfg = TrainConfig.from_dict(params.section("train"))
-    if alpha is not None:
-        cfg = replace(cfg, alpha=float(alpha))
-    if name is not None:
-        cfg = replace(cfg, name=name)
-    return cfg
 
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
@@ -75,12 +67,7 @@ def storage_uri(params: Params, cfg: TrainConfig) -> str:
     return params.workspace().uri_of(str(cfg.storage_path))
 
 
-def model_rel(cfg: TrainConfig) -> str:
-    return f"models/{cfg.run_name}"
 
-
-def model_dir(params: Params, cfg: TrainConfig) -> Path:
-    return params.path("work_dir") / model_rel(cfg)
 
 
 def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> tuple[str, str]:
@@ -217,15 +204,15 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     model = SRNet(SRNetConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
-    out_dir = model_dir(params, cfg)
+    out_dir = model_dir(params, cfg.run_name)
     model_path = save_srnet(model, out_dir / "srnet.pt", extra={"step": int(state["step"]), "alpha": cfg.alpha})
     summary = {"name": cfg.run_name, "job": job, "alpha": cfg.alpha, "step": int(state["step"]),
                "final_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
                "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path, "storage": store}
     version = _log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
     summary["model_version"] = version
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    ws.push(model_rel(cfg), last=("train_summary.json",))  # the summary marks the output complete
+    (out_dir / TRAIN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    ws.push(model_rel(cfg.run_name), last=(TRAIN_SUMMARY,))  # the summary marks the output complete
     return TrainOutput(cfg.run_name, model_path, metrics, run_id, version, result.checkpoint.path)
 
 

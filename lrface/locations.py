@@ -1,0 +1,24 @@
+"""Where stage outputs live under ``paths.work_dir``: one owner for the layout that training writes
+and evaluation, inference and the flows read (so none of them imports another's code for it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lrface.config import Params
+
+TRAIN_SUMMARY = "train_summary.json"
+
+
+def model_rel(run_name: str) -> str:
+    """``models/<run name>``, relative to the work dir (local or a bucket)."""
+    return f"models/{run_name}"
+
+
+def train_summary_rel(run_name: str) -> str:
+    return f"{model_rel(run_name)}/{TRAIN_SUMMARY}"
+
+
+def model_dir(params: Params, run_name: str) -> Path:
+    """The local folder of a trained model (the work dir's mirror when it is remote)."""
+    return params.path("work_dir") / model_rel(run_name)
