@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import os
 
-    from lrface.config import load_params
+    from lrface.config import load_params, mark_process_env
 
     params_path = str(Path(args.params).resolve())
     overrides = _overrides(args.set) or None
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     api = params.get_dotted("orchestration.prefect_api_url")
     if api:  # before Prefect reads its settings
         os.environ["PREFECT_API_URL"] = str(api)
+        mark_process_env("PREFECT_API_URL", str(api))
+    elif params.source("orchestration.prefect_api_url") == "-S":  # -S ...= clears the env's server
+        os.environ.pop("PREFECT_API_URL", None)
 
     from flows import pipeline as f
 

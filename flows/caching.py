@@ -54,7 +54,8 @@ def output_digest(params: Params, rel: str) -> str:
 
 def code_digest(*parts: str) -> str:
     """sha256 over the ``.py`` files of the given lrface sub-packages / modules (relative to the
-    package, e.g. ``"train"``, ``"losses.py"``) plus the package's top-level modules."""
+    package, e.g. ``"train"``, ``"losses.py"``) plus every top-level module of the package (config,
+    storage, checkpoints...: shared plumbing, so an edit there conservatively reruns every step)."""
     files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py"))
     for part in parts:
         target = LRFACE_ROOT / part

@@ -6,7 +6,7 @@
 * ``pipeline``: all of them; the alpha sweep runs concurrently when the Ray cluster has room.
 
 With no ``PREFECT_API_URL`` a flow runs against an ephemeral local Prefect; with it, the runs
-show up in that server's UI. Run: ``python -m flows run pipeline`` (see ``flows/__main__.py``).
+show up in that server's UI. Run: ``python -m flows pipeline`` (see ``flows/__main__.py``).
 """
 
 from __future__ import annotations

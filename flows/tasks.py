@@ -23,9 +23,10 @@ def permanent_error_types() -> tuple[type[BaseException], ...]:
     from lrface.checkpoints import CheckpointError
     from lrface.data.shards import ShardError
     from lrface.data.sources import PairsFileError
+    from lrface.storage import StorageError
     from lrface.train.job import NonFiniteLossError
 
-    return (*PERMANENT, CheckpointError, ShardError, PairsFileError, NonFiniteLossError)
+    return (*PERMANENT, CheckpointError, ShardError, PairsFileError, NonFiniteLossError, StorageError)
 
 
 def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature

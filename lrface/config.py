@@ -82,7 +82,7 @@ class Params(dict):
         raw = self.get_dotted(f"paths.{key}")
         if raw in (None, ""):
             raise KeyError(f"params.yaml has no paths.{key}")
-        raw = str(raw)
+        raw = str(raw).removeprefix("file://")
         if "://" in raw:
             return raw
         p = Path(os.path.expanduser(raw))
@@ -110,11 +110,11 @@ class Params(dict):
         for k in keys:
             v = self.get_dotted(k)
             if v not in (None, ""):
-                parts.append(f"{k}={_redact(str(v))} ({self.source(k)})")
+                parts.append(f"{k}={redact(str(v))} ({self.source(k)})")
         return "; ".join(parts)
 
 
-def _redact(value: str) -> str:
+def redact(value: str) -> str:
     """Hide a password in ``scheme://user:password@host`` URIs."""
     if "://" in value and "@" in value.split("://", 1)[1].split("/", 1)[0]:
         scheme, rest = value.split("://", 1)
@@ -123,8 +123,7 @@ def _redact(value: str) -> str:
     return value
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] | None = None,
-                env: Mapping[str, str] | None = None) -> Params:
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
     """Read ``params.yaml``, apply environment overrides, then ``overrides`` (``-S``: dotted keys)."""
     p = Path(path)
     if not p.is_file():
@@ -135,7 +134,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] 
         raise ValueError(f"{p}: expected a mapping at top level")
     sources: dict[str, str] = {}
     for dotted, name in ENV_OVERRIDES.items():
-        value = env.get(name) if env is not None else env_override(name)
+        value = env_override(name)
         if value:
             set_dotted(data, dotted, value)
             sources[dotted] = f"env {name}"

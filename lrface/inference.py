@@ -391,7 +391,8 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
     if cfg.threshold is None:
         thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far)
         if not thresholds:
-            mfile = params.path("work_dir") / params.section("evaluate").get("metrics_file", "metrics.json")
+            rel = params.section("evaluate").get("metrics_file", "metrics.json")
+            mfile = params.workspace().pull(rel, missing_ok=True)
             if mfile.is_file():
                 thresholds = thresholds_from_metrics(json.loads(mfile.read_text()),
                                                      name if model is not None else "bicubic", cfg.far)

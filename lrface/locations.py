@@ -10,6 +10,11 @@ from lrface.config import Params
 TRAIN_SUMMARY = "train_summary.json"
 
 
+def run_name(name: str | None, alpha: float) -> str:
+    """A training's name: ``train.name`` if set, else ``srnet-alpha<alpha>`` (``srnet-alpha0.5``)."""
+    return name or f"srnet-alpha{float(alpha):g}"
+
+
 def model_rel(run_name: str) -> str:
     """``models/<run name>``, relative to the work dir (local or a bucket)."""
     return f"models/{run_name}"

@@ -14,8 +14,10 @@ bucket itself (:meth:`Workspace.uri`, :func:`filesystem`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -38,9 +40,11 @@ def s3_options() -> dict:
     storage) carries them to nodes whose environment does not have them.
     """
     env = os.environ
-    opts: dict = {"region": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-                  "connect_timeout": 5.0, "request_timeout": 30.0,
+    opts: dict = {"connect_timeout": 5.0, "request_timeout": 30.0,
                   "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=3)}
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:  # else the AWS SDK's own resolution (profile, instance metadata)
+        opts["region"] = region
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
     if endpoint:
         u = urlparse(endpoint)
@@ -63,7 +67,14 @@ def filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
     u = urlparse(text)
     if u.scheme != "s3":
         raise StorageError(f"{text}: unsupported storage scheme {u.scheme!r} (use a local path or s3://)")
-    return pafs.S3FileSystem(**s3_options()), f"{u.netloc}{u.path}".rstrip("/")
+    return _s3(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))), \
+        f"{u.netloc}{u.path}".rstrip("/")
+
+
+@functools.lru_cache(maxsize=8)
+def _s3(aws_env: tuple[tuple[str, str], ...]) -> pafs.S3FileSystem:
+    """One filesystem per AWS environment (keyed by it, so a changed endpoint gets a new one)."""
+    return pafs.S3FileSystem(**s3_options())
 
 
 def check(uri: str) -> None:
@@ -151,8 +162,13 @@ class Workspace:
         except OSError as e:
             raise StorageError(f"{self.uri_of(rel)}: {e}") from e
 
-    def pull(self, rel: str, missing_ok: bool = False) -> Path:
-        """Bring ``rel`` (a folder or file) into the local mirror; its local path."""
+    def pull(self, rel: str, missing_ok: bool = False, complete: str | None = None) -> Path:
+        """Bring ``rel`` (a folder or file) into the local mirror; its local path.
+
+        Files already mirrored (same size and modification time) are not downloaded again; each
+        download lands under a temporary name first, so concurrent readers never see a torn file.
+        ``complete``: the folder's completion file; without it remotely the output is unfinished
+        (an interrupted push) and the pull refuses it."""
         local = self.local / rel
         if not self.remote:
             return local
@@ -164,13 +180,33 @@ class Workspace:
                 return local
             raise FileNotFoundError(f"{self.uri_of(rel)} not found (run the stage that writes it)")
         if info.type == pafs.FileType.File:
-            local.parent.mkdir(parents=True, exist_ok=True)
-            local.write_bytes(read_bytes(self.uri_of(rel)))
+            self._download(fs, info, local)
             return local
-        local.mkdir(parents=True, exist_ok=True)
-        pafs.copy_files(path, str(local), source_filesystem=fs,
-                        destination_filesystem=pafs.LocalFileSystem(), use_threads=True)
+        files = {i.path.removeprefix(path + "/"): i for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                 if i.type == pafs.FileType.File}
+        if complete and complete not in files:
+            raise FileNotFoundError(f"{self.uri_of(rel)} is incomplete (no {complete}): rerun the stage that writes it")
+        for name in sorted(files, key=lambda n: n == complete):  # the completion file last
+            self._download(fs, files[name], local / name)
         return local
+
+    @staticmethod
+    def _download(fs: pafs.FileSystem, info: pafs.FileInfo, local: Path) -> None:
+        mtime = info.mtime.timestamp() if info.mtime else None
+        if local.is_file() and local.stat().st_size == info.size and mtime is not None \
+                and abs(local.stat().st_mtime - mtime) < 1e-3:
+            return
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f"{local.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with fs.open_input_stream(info.path) as src:
+                tmp.write_bytes(src.read())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot read s3://{info.path}: {e}") from e
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        tmp.replace(local)
 
     def push(self, rel: str, last: tuple[str, ...] = (), skip_existing: bool = False) -> str:
         """Upload the local ``rel`` to the remote work dir; the files named in ``last`` (relative

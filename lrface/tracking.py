@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from lrface.config import Params, mark_process_env
+from lrface.config import Params, mark_process_env, redact
 
 REGISTERED_MODEL = "lrface-srnet"
 CHECKPOINT_ARTIFACT = "srnet.pt"
@@ -33,6 +33,11 @@ def setup_mlflow(params: Params, experiment: str | None = None) -> str:
 
     cfg = dict(params.get("mlflow") or {})
     uri = cfg.get("tracking_uri") or f"sqlite:///{params.path('work_dir') / 'mlflow.db'}"
+    if is_server(uri):
+        check_server(uri)
+    elif params.workspace().remote:
+        raise ValueError(f"paths.work_dir is {params.raw_path('work_dir')} but MLflow would use {uri} on this "
+                         "machine only: set MLFLOW_TRACKING_URI (or mlflow.tracking_uri) to a tracking server")
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     registry = cfg.get("registry_uri") or uri
@@ -54,6 +59,23 @@ def setup_mlflow(params: Params, experiment: str | None = None) -> str:
 
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://", "databricks"))
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, naming the URI, when an HTTP tracking server does not answer (MLflow's own
+    client would retry with back-off for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered (e.g. 401 from an auth proxy): the client reports the rest
+    except OSError as e:
+        raise ConnectionError(f"MLflow tracking server at {redact(uri)} does not answer: {e}") from e
 
 
 def artifact_location(params: Params, tracking_uri: str) -> str | None:

@@ -123,13 +123,13 @@ def _ray_ports() -> list[str]:
 
 
 @contextmanager
-def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2):
-    """A Ray head with no CPUs (so work lands on the worker) and a worker node in its own mount
-    namespace where every path in ``hidden`` is an empty tmpfs. Yields the address and node ids."""
+def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cpus: int = 1):
+    """A Ray head and a worker node in its own mount namespace where every path in ``hidden`` is
+    an empty tmpfs. Yields the address and node ids."""
     port = free_port()
     env = child_env(**RAY_ENV)
     common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
-    head_cmd = [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",
+    head_cmd = [str(BIN / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={head_cpus}", "--include-dashboard=false",
                 f"--ray-client-server-port={free_port()}", *common, *_ray_ports()]
     mounts = " && ".join(f"mount -t tmpfs -o size=1m lrface-hidden {p}" for p in hidden)
     worker = " ".join([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", f"--num-cpus={worker_cpus}",

@@ -65,12 +65,14 @@ def cluster(tmp_path_factory):
     head.mkdir()
     clone_b = root / "second-clone"
     clone_b.mkdir()
+    mirror = root / "mirror"  # the driver's mirror of the S3 work dir: workers must not need it
+    mirror.mkdir()
     with s3_server(logs, (BUCKET,)) as s3, \
             postgres(logs) as pg_uri, \
             mlflow_on_postgres(pg_uri, f"s3://{BUCKET}/mlartifacts", s3, logs) as mlflow_url, \
-            ray_cluster(logs, hidden=[head, clone_b, SHARED]) as ray:
+            ray_cluster(logs, hidden=[head, clone_b, mirror, SHARED]) as ray:
         env = child_env(**s3, **RAY_ENV, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
-                        PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(root / "mirror"),
+                        PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(mirror),
                         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         env.pop("PREFECT_API_URL", None)
         yield {"root": root, "params": params, "head": head, "clone_b": clone_b, "s3": s3, "mlflow": mlflow_url,
@@ -109,7 +111,9 @@ def test_pipeline_flow_with_work_dir_in_s3_trains_on_the_worker_node(cluster):
     head, env = cluster["head"], {**cluster["env"], "LRFACE_WORK_DIR": f"s3://{BUCKET}/work"}
     if not (head / "params.yaml").exists():
         _checkout(head, cluster["params"])
-    out = _timed("pipeline flow (S3 work dir)", _sh, f"{sys.executable} -m flows pipeline", head, env, 1500)
+    # Two DDP workers, one per node (SPREAD): gloo across the nodes, neither reading the other's disk.
+    cmd = f"{sys.executable} -m flows -S train.num_workers=2 -S train.placement_strategy=SPREAD pipeline"
+    out = _timed("pipeline flow (S3 work dir)", _sh, cmd, head, env, 1500)
     assert "trained" in out.stdout
     assert not (head / "data").exists(), "the flow wrote into the checkout's data/"
     keys = s3_keys(cluster["s3"], BUCKET, "work/")
@@ -124,7 +128,8 @@ def test_pipeline_flow_with_work_dir_in_s3_trains_on_the_worker_node(cluster):
     exp = client.get_experiment_by_name("lrface")
     assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location
     runs = client.search_runs([exp.experiment_id], "tags.`lrface.kind` = 'training'")
-    assert len(runs) == 1 and runs[0].data.tags["lrface.train_nodes"] == cluster["ray"]["worker"]
+    nodes = set(runs[0].data.tags["lrface.train_nodes"].split(","))
+    assert len(runs) == 1 and nodes == {cluster["ray"]["worker"], cluster["ray"]["head"]}, nodes
     assert runs[0].data.tags["lrface.storage_path"] == f"s3://{BUCKET}/work/ray_results"
     versions = client.search_model_versions("name = 'lrface-srnet'")
     assert len(versions) == 1 and versions[0].source.startswith(("models:/", "mlflow-artifacts:"))
@@ -172,19 +177,28 @@ def test_dvc_remote_second_clone_is_up_to_date_and_verifies_with_the_champion(cl
 
 @needs_root
 def test_bad_storage_and_cluster_addresses_fail_fast_and_name_them(cluster):
+    from tests.servers import free_port
+
     head, env = cluster["head"], cluster["env"]
     if not (head / "params.yaml").exists():
         _checkout(head, cluster["params"])
-    t0 = time.time()
-    out = _sh("lrface train --alpha 0", head, {**env, "LRFACE_WORK_DIR": "s3://no-such-bucket/work"}, 120, ok=False)
-    assert out.returncode == 1 and "s3://no-such-bucket" in out.stderr and "does not exist" in out.stderr, out.stderr
-    from tests.servers import free_port
-
+    work = {**env, "LRFACE_WORK_DIR": f"s3://{BUCKET}/work"}
     dead = f"127.0.0.1:{free_port()}"
-    out = _sh("lrface train --alpha 0", head, {**env, "LRFACE_WORK_DIR": f"s3://{BUCKET}/work",
-                                               "LRFACE_RAY_ADDRESS": dead}, 120, ok=False)
-    assert out.returncode == 1 and dead in out.stderr and "does not answer" in out.stderr, out.stderr[-2000:]
-    out = _sh("lrface train --alpha 0", head, {**env, "LRFACE_WORK_DIR": f"s3://{BUCKET}/work",
-                                               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"}, 120, ok=False)
-    assert out.returncode == 1 and f"s3://{BUCKET}/work" in out.stderr, out.stderr[-2000:]
-    assert time.time() - t0 < 120
+    cases = [  # (command, env, what the error must name)
+        ("lrface train --alpha 0", {**env, "LRFACE_WORK_DIR": "s3://no-such-bucket/work"},
+         ["s3://no-such-bucket/work", "does not exist"]),
+        ("lrface align --dataset lfw", {**env, "LRFACE_WORK_DIR": "s3://no-such-bucket/work"},
+         ["s3://no-such-bucket/work", "does not exist"]),
+        ("lrface train --alpha 0", {**work, "LRFACE_RAY_ADDRESS": dead}, [dead, "does not answer"]),
+        ("lrface align --dataset lfw", {**work, "LRFACE_RAY_ADDRESS": dead}, [dead, "does not answer"]),
+        ("lrface train --alpha 0", {**work, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"},
+         [f"s3://{BUCKET}/work", "storage not usable"]),
+        ("lrface evaluate", {**work, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"},
+         ["MLflow tracking server at http://127.0.0.1", "does not answer"]),
+    ]
+    for cmd, case_env, names in cases:
+        t0 = time.time()
+        out = _sh(cmd, head, case_env, 120, ok=False)
+        took = time.time() - t0
+        assert out.returncode == 1 and all(n in out.stderr for n in names), (cmd, names, out.stderr[-2000:])
+        assert "Traceback" not in out.stderr and took < 45, (cmd, took)

@@ -75,15 +75,17 @@ def test_describe_hides_passwords(tmp_path):
 
 # Every CLI entry point loads its params the same way and says which value won. Each is run with
 # inputs that make it stop right after (no data, no checkpoint), so nothing starts.
+# command -> (arguments, the path its error must name: the winner of data_root / frnet / work_dir;
+# None: it stops in MLflow, whose store must then be the one under the winning work dir)
 COMMANDS = {
-    "align": ["align", "--dataset", "lfw"],
-    "shards": ["shards", "--dataset", "lfw"],
-    "train": ["train", "--alpha", "0"],
-    "evaluate": ["evaluate"],
-    "verify": ["verify", "a.jpg", "b.jpg"],
-    "identify": ["identify", "a.jpg", "--gallery", "nowhere"],
-    "serve": ["serve"],
-    "compare": ["compare", "--promote-by", "acc_14x12"],
+    "align": (["align", "--dataset", "lfw"], "e-data"),
+    "shards": (["shards", "--dataset", "lfw"], "s-work"),
+    "train": (["train", "--alpha", "0"], "p.ckpt"),
+    "evaluate": (["evaluate"], "s-work"),
+    "verify": (["verify", "a.jpg", "b.jpg"], None),
+    "identify": (["identify", "a.jpg", "--gallery", "nowhere"], None),
+    "serve": (["serve"], None),
+    "compare": (["compare", "--promote-by", "acc_14x12"], None),
 }
 
 
@@ -102,8 +104,8 @@ def test_every_entry_point_applies_the_precedence(tmp_path, monkeypatch, capsys,
     monkeypatch.delenv("LRFACE_FRNET", raising=False)
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
-    rc = main(["--params", path, "-S", f"paths.work_dir={tmp_path / 's-work'}", "-S", "ray.address=local",
-               *COMMANDS[command]])
+    args, named = COMMANDS[command]
+    rc = main(["--params", path, "-S", f"paths.work_dir={tmp_path / 's-work'}", "-S", "ray.address=local", *args])
     err = capsys.readouterr().err
     said = next(line for line in err.splitlines() if line.startswith(f"lrface {command}:"))
     assert f"paths.work_dir={tmp_path / 's-work'} (-S)" in said  # -S beats the env
@@ -111,7 +113,12 @@ def test_every_entry_point_applies_the_precedence(tmp_path, monkeypatch, capsys,
     assert f"paths.data_root={tmp_path / 'e-data'} (env LRFACE_DATA_ROOT)" in said  # env beats the file
     assert f"paths.frnet_checkpoint={tmp_path / 'p.ckpt'} (params.yaml)" in said
     assert rc == 1  # and it stopped with a clear error, not a traceback
-    assert f"lrface {command}: error:" in err
+    error = next(line for line in err.splitlines() if line.startswith(f"lrface {command}: error:"))
+    if named:  # the error is about the winning value's file, so the command used it
+        assert str(tmp_path / named) in error, error
+    else:
+        assert (tmp_path / "s-work" / "mlflow.db").is_file(), error
+    assert not (tmp_path / "e-work").exists() and not (tmp_path / "p-work").exists()
 
 
 def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkeypatch):

@@ -58,7 +58,11 @@ def test_cache_key_notices_an_edited_function(tmp_path, monkeypatch):
     assert "(1.0 + F.cosine" in losses.read_text()
     assert stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py")) != before
     # code a step does not run does not change its key
-    assert stage_key("x", p, [], [], code=("data",)) == stage_key("x", p, [], [], code=("data",))
+    data_key = stage_key("shards", p, [], [], code=("data",))
+    loop = pkg / "train" / "loop.py"
+    loop.write_text(loop.read_text() + "\n# edited\n")
+    assert stage_key("shards", p, [], [], code=("data",)) == data_key
+    assert stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py")) != before
 
 
 def test_sweep_width(tmp_path):

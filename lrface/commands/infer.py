@@ -36,10 +36,10 @@ def add_identify_arguments(p: argparse.ArgumentParser) -> None:
     _model_arguments(p)
 
 
-def _verifier(args: argparse.Namespace):
+def _verifier(args: argparse.Namespace, params=None):
     from lrface.inference import load_verifier
 
-    return load_verifier(params_from_args(args), None if args.bicubic else args.srnet, args.threshold)
+    return load_verifier(params or params_from_args(args), None if args.bicubic else args.srnet, args.threshold)
 
 
 def _faces_table(e) -> list[str]:
@@ -74,7 +74,7 @@ def run_identify(args: argparse.Namespace) -> int:
     from lrface.inference import InferenceError
 
     params = params_from_args(args)
-    v = _verifier(args)
+    v = _verifier(args, params)
     root = Path(args.gallery).resolve()
     cache = Path(args.cache) if args.cache else (
         params.path("work_dir") / "cache" / "gallery" / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.parquet")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from lrface import storage
 from lrface.config import Params
 from lrface.data.align import AlignConfig, Aligner, read_landmarks_file
 from lrface.data.datasets import DatasetSpec, data_path, dataset_dir, dataset_records
@@ -50,10 +51,16 @@ class _AlignWorker:
         self.aligner = Aligner(config, reference, fallback=fallback)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        items = list(zip(batch["path"], batch["rel"], strict=True))
+        if not batch["shipped"].all():  # a local run: the actor reads the files itself
+            return self._rows(batch, self.aligner.align_many(items))
         data = [BadImage(p, str(r), str(d)) if r else bytes(b)
                 for p, b, r, d in zip(batch["path"], batch["data"], batch["read_error"], batch["read_detail"],
                                       strict=True)]
-        results = self.aligner.align_many(list(zip(batch["path"], batch["rel"], strict=True)), data)
+        return self._rows(batch, self.aligner.align_many(items, data))
+
+    @staticmethod
+    def _rows(batch: dict[str, np.ndarray], results: list) -> dict[str, Any]:
         return {
             "idx": batch["idx"],
             "ok": np.array([r.ok for r in results]),
@@ -70,12 +77,13 @@ class _AlignWorker:
         }
 
 
-def _read_inputs(records: list[ImageRecord]) -> tuple[list[bytes | BadImage], list[str | None],
-                                                       list[str | None]]:
-    """Each input's bytes (or why they cannot be read), their sha256 (None if unreadable) and, for
-    repeats, the first sample id. The driver reads every file once; the bytes travel to the
-    alignment actors through Ray's object store, so actors on other nodes need no data mount."""
-    blobs: list[bytes | BadImage] = []
+def _read_inputs(records: list[ImageRecord], keep: bool) -> tuple[list[bytes | BadImage | None],
+                                                                   list[str | None], list[str | None]]:
+    """Each input's sha256 (None if unreadable), for repeats the first sample id, and with
+    ``keep`` its bytes (or why they cannot be read): on a cluster the driver reads every file once
+    and the bytes travel to the alignment actors through Ray's object store, so actors on other
+    nodes need no data mount."""
+    blobs: list[bytes | BadImage | None] = []
     digests: list[str | None] = []
     first: dict[str, str] = {}
     dup_of: list[str | None] = []
@@ -84,8 +92,8 @@ def _read_inputs(records: list[ImageRecord]) -> tuple[list[bytes | BadImage], li
             blob: bytes | BadImage = read_bytes(r.path)
         except BadImage as e:
             blob = e
-        blobs.append(blob)
         d = hashlib.sha256(blob).hexdigest() if isinstance(blob, bytes) else None
+        blobs.append(blob if keep else None)
         digests.append(d)
         if d is not None and d in first:
             dup_of.append(first[d])
@@ -101,8 +109,12 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     import ray.data
 
     from lrface.progress import progress as progress_bar
-    from lrface.ray_env import init_ray
+    from lrface.ray_env import check_reachable, init_ray
 
+    address = params.get_dotted("ray.address") or "local"
+    storage.check(params.workspace().uri)  # fail fast: before reading or aligning anything
+    if address != "local":
+        check_reachable(address)
     spec = DatasetSpec.from_params(params, dataset)
     acfg = params.section("align")
     config = AlignConfig(**{k: acfg[k] for k in AlignConfig.__dataclass_fields__ if k in acfg})
@@ -111,17 +123,18 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     records = dataset_records(params, spec)
     if not records:
         raise ValueError(f"dataset {dataset!r} has no input images")
-    blobs, digests, dup_of = _read_inputs(records)
+    ship = address != "local"  # actors on other nodes get the bytes; a local one reads the files
+    blobs, digests, dup_of = _read_inputs(records, keep=ship)
     reference = read_landmarks_file(data_path(params, spec.landmarks_file)) if spec.landmarks_file else {}
     fallback = (read_landmarks_file(data_path(params, spec.fallback_landmarks))
                 if spec.fallback_landmarks else {})
 
     todo = [i for i, d in enumerate(dup_of) if not (spec.drop_duplicates and d is not None)]
     t0 = time.time()
-    init_ray(params.get("ray", {}).get("address"))
+    init_ray(address)
     ray.data.DataContext.get_current().enable_progress_bars = False  # one tqdm bar below instead
     ds = ray.data.from_items(
-        [{"idx": i, "path": records[i].path, "rel": records[i].rel_path, **_payload(blobs[i])} for i in todo],
+        [{"idx": i, "path": records[i].path, "rel": records[i].rel_path, **_payload(blobs[i], ship)} for i in todo],
         override_num_blocks=max(1, min(len(todo) // batch_size, 200)),
     )
     ds = ds.map_batches(
@@ -189,10 +202,13 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     return summary
 
 
-def _payload(blob: bytes | BadImage) -> dict[str, Any]:
+def _payload(blob: bytes | BadImage | None, ship: bool) -> dict[str, Any]:
+    """The actor's input: the bytes (or why they are unreadable) when shipped, else only the path."""
+    if not ship:
+        return {"data": b"", "read_error": "", "read_detail": "", "shipped": False}
     if isinstance(blob, BadImage):
-        return {"data": b"", "read_error": blob.reason, "read_detail": blob.detail}
-    return {"data": blob, "read_error": "", "read_detail": ""}
+        return {"data": b"", "read_error": blob.reason, "read_detail": blob.detail, "shipped": True}
+    return {"data": blob, "read_error": "", "read_detail": "", "shipped": True}
 
 
 def _detection_rate(results: dict[int, dict[str, Any]]) -> float | None:

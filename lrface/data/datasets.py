@@ -71,5 +71,5 @@ def open_shards(params: Params, dataset: str) -> ShardSet:
     ws = params.workspace()
     rel = f"{dataset}/shards"
     if ws.remote:
-        ws.pull(rel)
+        ws.pull(rel, complete="manifest.json")
     return ShardSet(ws.local / rel, remote=ws.uri_of(rel) if ws.remote else None)

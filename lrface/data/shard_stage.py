@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from lrface import storage
 from lrface.checkpoints import sha256_file
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, dataset_dir
@@ -25,8 +26,9 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
     dcfg = DegradeConfig.from_dict(params.section("degrade"))
     base = dataset_dir(params, dataset)
     ws = params.workspace()
+    storage.check(ws.uri)
     if ws.remote:
-        ws.pull(f"{dataset}/aligned")
+        ws.pull(f"{dataset}/aligned", complete="summary.json")
     summary_path = base / "aligned" / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"run the align stage first: {summary_path} not found")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lrface import storage
 from lrface.checkpoints import load_frnet, sha256_file
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
@@ -32,6 +33,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
     cfg = params.section("evaluate")
     ws = params.workspace()
+    storage.check(ws.uri)
     if ws.remote:  # what this driver reads: the models' summaries and the feature cache
         ws.pull("models", missing_ok=True)
         ws.pull("cache/features", missing_ok=True)
@@ -80,6 +82,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         metrics["mlflow_runs"] = run_ids
     files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
+    ws.remove(cfg.get("metrics_file", "metrics.json"))  # the old one must not vouch for new reports
     ws.push(cfg.get("out_dir", "reports"))
     ws.push("cache/features", skip_existing=True)
     ws.push(cfg.get("metrics_file", "metrics.json"))  # last: the evaluation is complete
@@ -94,11 +97,10 @@ def expand_methods(params: Params, specs: list[str]) -> list[str]:
         if spec != "trained":
             out.append(spec)
             continue
-        from lrface.locations import model_dir
-        from lrface.train.config import train_config
+        from lrface.locations import model_dir, run_name
 
         for alpha in params.section("train")["alphas"]:
-            d = model_dir(params, train_config(params, alpha).run_name)
+            d = model_dir(params, run_name(params.get_dotted("train.name"), alpha))
             summary = d / "train_summary.json"
             if not summary.is_file():
                 raise FileNotFoundError(f"no trained model for alpha={alpha}: {summary} (run lrface train)")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from lrface.locations import run_name
 from lrface.typed import from_mapping
 
 FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
@@ -56,7 +57,7 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        return self.name or f"srnet-alpha{self.alpha:g}"
+        return run_name(self.name, self.alpha)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -8,6 +8,8 @@ and every worker looks them up by ``sample_id`` instead of running FRNet on the 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +58,7 @@ def compute_hr_features(shards: ShardSet, frnet: FrozenFRNet, out: Path, split: 
         "feat_flip": pa.FixedSizeListArray.from_arrays(np.concatenate(flipped).ravel(), dim),
     })
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # concurrent trainings
     pq.write_table(table, tmp)
     tmp.replace(out)
     return out

@@ -21,7 +21,7 @@ import torch
 
 from lrface import storage
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
-from lrface.config import Params, flatten
+from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
@@ -87,7 +87,7 @@ def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> t
     if found:
         return found[0].info.run_id, mlflow.get_tracking_uri()
     run = client.create_run(exp_id, run_name=job, tags=tags)
-    flat = {k: str(v)[:500] for k, v in flatten({k: v for k, v in params.items()}).items()}
+    flat = {k: redact(str(v))[:500] for k, v in flatten({k: v for k, v in params.items()}).items()}
     flat.update({f"train.{k}": str(v) for k, v in tags.items() if k == "alpha"})
     from mlflow.entities import Param
 
@@ -123,7 +123,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     from ray.train.torch import TorchTrainer
 
     from lrface.ray_env import check_reachable, init_ray
-    from lrface.tracking import git_commit
+    from lrface.tracking import git_commit, is_server
 
     cfg = train_config(params, alpha, name)
     mcfg = SRNetConfig.from_dict(params.section("model"))
@@ -138,6 +138,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     address = params.get_dotted("ray.address") or "local"
     if address != "local":
         check_reachable(address)  # so does a cluster address that does not answer
+        if track and not is_server(params.get_dotted("mlflow.tracking_uri") or ""):
+            raise ValueError(f"ray.address is {address}: training workers on other nodes cannot log to this "
+                             "machine's SQLite store; set MLFLOW_TRACKING_URI to a tracking server")
     shards = open_shards(params, cfg.dataset)
     shards.verify()
     job = job_name(params, cfg, manifest_digest(shards.manifest_path))
@@ -171,7 +174,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
         "frnet": ray.put(frnet_path.read_bytes()), "frnet_name": frnet_path.name,
         "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
-        "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if ws.remote else 1,
+        "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if storage.is_remote(store) else 1,
         "fault": fault or {}, "hr_features": hr_features,
         "val_set": ray.put(load_val_set(shards, cfg.factors, cfg.val_max_faces)),
     }
@@ -191,7 +194,10 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         ),
         datasets={"train": train_ds},
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception as e:  # Train V2's TrainingFailedError is no RuntimeError: name the job for the CLI
+        raise RuntimeError(f"{cfg.run_name}: Ray Train job {job} failed (storage {store}): {e}") from e
     metrics = dict(result.metrics or {})
     if result.checkpoint is None:
         raise RuntimeError(f"{cfg.run_name}: training finished without a checkpoint")
