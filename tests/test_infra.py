@@ -21,9 +21,10 @@ import yaml
 from tests.conftest import REPO
 from tests.servers import child_env, free_port
 
-PINS = {
-    re.split(r"[\[=<>]", d)[0]: d.split("==")[1]
-    for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"] if "==" in d
+_PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PINS = {  # runtime and dev pins (the MLflow server's PostgreSQL driver is a dev pin)
+    re.split(r"[\[=<>]", d)[0]: d.split("==")[1].split()[0]
+    for d in [*_PROJECT["dependencies"], *_PROJECT["optional-dependencies"]["dev"]] if "==" in d
 }
 PYTHON = "3.11"
 
