@@ -51,6 +51,26 @@ class _heartbeat:
         return next(self.root.glob(self.pattern)).read_text()
 
 
+def _wait_registered(params, name, at_least: int, proc, timeout=240) -> int:
+    """Wait until Ray Train's controller has registered a checkpoint of step >= ``at_least`` (its
+    snapshot file): a checkpoint reported but not yet registered is not resumed from."""
+    root = params.path("work_dir") / "ray_results"
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        for snap in root.glob(f"{name}-*/checkpoint_manager_snapshot.json"):
+            try:
+                latest = json.loads(snap.read_text()).get("latest_checkpoint_result") or {}
+            except json.JSONDecodeError:
+                continue
+            step = int((latest.get("metrics") or {}).get("step", 0))
+            if step >= at_least:
+                return step
+        if proc.poll() is not None:
+            raise AssertionError("training exited early")
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of step >= {at_least} registered")
+
+
 def _wait_step(heartbeat, at_least: int, proc, timeout=240) -> dict:
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -105,9 +125,11 @@ def test_job_survives_a_killed_worker_and_a_killed_driver(tiny):
     log = params.path("work_dir") / "survive-first.log"
     with open(log, "w") as f:
         proc = _cli(tiny, *args, stdout=f)
-    hb = _wait_step(_heartbeat(params, "survive", 1), 6, proc)
-    os.kill(hb["pid"], signal.SIGKILL)  # one worker: the group restarts from the step-4 checkpoint
-    _wait_step(_heartbeat(params, "survive", 0), 10, proc)  # past the step-8 checkpoint after the restart
+    _wait_registered(params, "survive", 4, proc)
+    hb = _wait_step(_heartbeat(params, "survive", 1), 5, proc)
+    os.kill(hb["pid"], signal.SIGKILL)  # one worker: the group restarts from a registered checkpoint
+    _wait_registered(params, "survive", 8, proc)  # after the restart
+    _wait_step(_heartbeat(params, "survive", 0), 10, proc)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray
     proc.wait()
     first = log.read_text()
