@@ -40,11 +40,11 @@ def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 
 @contextmanager
-def s3_server(log_dir: Path, buckets: tuple[str, ...]):
+def s3_server(log_dir: Path, buckets: tuple[str, ...], **server_env: str):
     """moto's S3 server; yields the env a client needs (endpoint + dummy keys)."""
     port = free_port()
     cmd = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    with serve(cmd, child_env(), log_dir / "moto.log", f"http://127.0.0.1:{port}/moto-api/data.json"):
+    with serve(cmd, child_env(**server_env), log_dir / "moto.log", f"http://127.0.0.1:{port}/moto-api/data.json"):
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", **S3_KEYS}
         import boto3
 

@@ -44,6 +44,13 @@ def test_workspace_push_pull_roundtrip(s3_env, tmp_path):
     got = other.pull("lfw/shards")
     assert (got / "part-00000.parquet").read_bytes() == b"PAR1" * 100
     assert (got / "manifest.json").read_text() == '{"shards": 1}'
+    assert other.pull("lfw/shards", complete="manifest.json") == got  # mirrored already: no download
+    # An interrupted push: the parts are there, the completion file is not.
+    storage.write_bytes("s3://work/run1/half/part-00000.parquet", b"PAR1")
+    with pytest.raises(FileNotFoundError, match="s3://work/run1/half is incomplete"):
+        other.pull("half", complete="manifest.json")
+    ws.remove("lfw/shards/manifest.json")
+    assert not ws.exists("lfw/shards/manifest.json")
     with pytest.raises(FileNotFoundError, match="s3://work/run1/models"):
         other.pull("models")
     assert other.pull("models", missing_ok=True) == tmp_path / "other" / "models"
@@ -77,6 +84,26 @@ def test_missing_bucket_and_dead_endpoint_fail_fast_naming_the_uri(s3_env, monke
     assert time.time() - t0 < 60
     with pytest.raises(StorageError, match="unsupported storage scheme"):
         storage.filesystem("gs://bucket/x")
+
+
+def test_wrong_credentials_are_named(tmp_path, monkeypatch):
+    """moto checks signatures once IAM auth is on (after its first N unauthenticated actions)."""
+    import boto3
+
+    with s3_server(tmp_path, ("secure",), INITIAL_NO_AUTH_ACTION_COUNT="4") as env:
+        iam = boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                           aws_access_key_id="x", aws_secret_access_key="x")
+        iam.create_user(UserName="lrface")
+        iam.put_user_policy(UserName="lrface", PolicyName="s3", PolicyDocument=(
+            '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'))
+        key = iam.create_access_key(UserName="lrface")["AccessKey"]
+        monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        storage.check("s3://secure/work")  # the real key works
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        with pytest.raises(StorageError, match=r"s3://secure/work: storage not usable"):
+            storage.check("s3://secure/work")
 
 
 def test_shards_in_s3_are_read_by_ray_data_from_the_bucket(s3_env, tmp_path):
