@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lrface.data.align import (
     FACE_SIZE,
@@ -36,6 +35,7 @@ from lrface.data.align import (
 )
 from lrface.data.degrade import HR_SIZE, both_lr
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
+from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
 from lrface.typed import from_mapping
@@ -243,10 +243,7 @@ class FaceVerifier:
         if route == "srnet":
             assert self.srnet is not None
             x = self.srnet(x).clamp(0, 1)
-        if tuple(x.shape[-2:]) != FACE_SIZE:
-            x = F.interpolate(x, size=FACE_SIZE, mode=self.config.isr_resize, align_corners=False,
-                              antialias=True).clamp(0, 1)
-        return x
+        return to_face_size(x, self.config.isr_resize)
 
     @torch.inference_mode()
     def embed_faces(self, faces: list[np.ndarray], routes: list[str]) -> np.ndarray:

@@ -31,6 +31,12 @@ def resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode)
 
 
+def to_face_size(x: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
+    """An SR output (or any face) to FRNet's 112x96, clamped to [0, 1]: the one way from SR back to
+    the face size, shared by evaluation and inference (ISR in the loss is the same resize)."""
+    return resize(x, (FACE_HEIGHT, FACE_WIDTH), mode).clamp(0.0, 1.0)
+
+
 def content_loss(sr: torch.Tensor, hr: torch.Tensor, mr_resize: str = "bicubic") -> torch.Tensor:
     """``L1(SR, MR)`` with ``MR`` = ``hr`` resized to ``sr``'s spatial size."""
     mr = resize(hr, tuple(sr.shape[-2:]), mr_resize)

@@ -60,7 +60,8 @@ def verifier_pyfunc_class() -> Any:
                 try:
                     a, b = _decode_field(row, "image_a"), _decode_field(row, "image_b")
                     faces = [row.get("face_a"), row.get("face_b")]
-                    faces = [None if f is None or f != f else int(f) for f in faces]  # NaN from pandas
+                    faces = [None if f is None or f != f else _face_index(f, k) for f, k in
+                             zip(faces, ("face_a", "face_b"), strict=True)]  # NaN from pandas: none given
                     res = self.verifier.verify(a, b, faces)
                 except InferenceError as e:
                     raise MlflowException(f"row {i}: {e}", error_code=INVALID_PARAMETER_VALUE) from e
@@ -70,6 +71,17 @@ def verifier_pyfunc_class() -> Any:
             return out
 
     return VerifierPyfunc
+
+
+def _face_index(value, field: str) -> int:
+    """A face index from a request field; anything but a whole number is a bad request (400)."""
+    try:
+        index = float(value)
+    except (TypeError, ValueError):
+        index = float("nan")
+    if not index.is_integer():
+        raise InferenceError(f"{field}: expected a face index (0, 1, ...), got {value!r}")
+    return int(index)
 
 
 def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_path: str | Path,

@@ -136,3 +136,15 @@ def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkey
     assert parallel_trainings(path, {"ray.address": "local"}) >= 1  # -S: no cluster is contacted
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9 does not answer"):
         parallel_trainings(path, None)  # the env's cluster address is used, and fails fast
+
+
+def test_a_single_lfw_fold_is_refused_at_load_naming_the_param(tmp_path):
+    from lrface.data.datasets import DatasetSpec
+    from tests.conftest import REPO
+
+    data = yaml.safe_load((REPO / "params.yaml").read_text())
+    data["data"]["datasets"]["lfw"]["folds"] = [0]
+    with pytest.raises(ValueError, match=r"data\.datasets\.lfw\.folds = \[0\].*at least 2 folds"):
+        DatasetSpec.from_params(load_params(_write(tmp_path, data)), "lfw")
+    data["data"]["datasets"]["lfw"]["folds"] = [0, 1]
+    assert DatasetSpec.from_params(load_params(_write(tmp_path, data)), "lfw").folds == [0, 1]

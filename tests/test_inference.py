@@ -196,7 +196,9 @@ def test_served_model_answers_and_rejects_bad_requests(work, landmarks, tmp_path
         assert pred["same"] and pred["similarity"] > 0.3 and pred["a"]["faces"]
         not_image = json.dumps({"dataframe_records": [{"image_a": base64.b64encode(b"hello").decode(),
                                                        "image_b": enc(b)}]}).encode()
-        for bad in (not_image, b"", b"this is not json", b'{"dataframe_records": [{"image_a": "%%%"}]}'):
+        bad_faces = [json.dumps({"dataframe_records": [{"image_a": enc(a), "image_b": enc(b), "face_a": f}]}).encode()
+                     for f in (7, "first", 0.5)]  # no such face; not an index (these were 500s)
+        for bad in (not_image, b"", b"this is not json", b'{"dataframe_records": [{"image_a": "%%%"}]}', *bad_faces):
             status, body = _post(url, bad)
             assert 400 <= status < 500, (bad[:40], status, body)
         status, _ = _post(url, good)  # still serving

@@ -92,3 +92,26 @@ def test_identity_term_changes_srnet_gradient(frnet):
 def test_resize_rejects_unknown_mode():
     with pytest.raises(ValueError, match="lanczos"):
         resize(torch.rand(1, 3, 8, 8), (4, 4), "lanczos")
+
+
+def test_every_isr_resize_mode_reaches_the_face_size_in_evaluation_and_inference(frnet):
+    """One way from an SR output to 112x96 (``lrface.losses.to_face_size``) for every mode the
+    params allow; ``area`` and ``nearest`` used to crash evaluation and inference."""
+    import numpy as np
+
+    from lrface.eval.methods import SRNetRestorer
+    from lrface.inference import FaceVerifier, InferenceConfig
+    from lrface.losses import RESIZE_MODES, to_face_size
+    from lrface.models import SRNet
+
+    sr = torch.rand(2, 3, 56, 48) * 1.2 - 0.1
+    lr = torch.rand(2, 3, 14, 12)
+    for mode in RESIZE_MODES:
+        face = to_face_size(sr, mode)
+        assert face.shape == (2, 3, 112, 96) and float(face.min()) >= 0 and float(face.max()) <= 1
+        assert SRNetRestorer(SRNet(), isr_resize=mode)(lr).shape == (2, 3, 112, 96)
+        verifier = FaceVerifier(frnet, SRNet(), InferenceConfig(isr_resize=mode), {})
+        faces = [np.random.default_rng(0).integers(0, 255, (14, 12, 3), dtype=np.uint8)] * 2
+        assert torch.equal(verifier._restore(faces, "srnet"),
+                           to_face_size(verifier.srnet(torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2)
+                                                       .float().div(255)).clamp(0, 1), mode))

@@ -37,6 +37,9 @@ class DatasetSpec:
         spec = cls(name=name, **datasets[name])
         if spec.role not in ("test", "train"):
             raise ValueError(f"data.datasets.{name}.role must be 'test' or 'train', got {spec.role!r}")
+        if spec.folds is not None and len(set(spec.folds)) < 2:
+            raise ValueError(f"data.datasets.{name}.folds = {spec.folds}: k-fold accuracy picks each fold's "
+                             "threshold on the others, so list at least 2 folds (e.g. [0, 1]) or null for all")
         return spec
 
 

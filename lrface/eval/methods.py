@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
-from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
+from lrface.losses import to_face_size
 from lrface.models.srnet import SRNet
 from lrface.models.summary import weights_digest
-
-FACE_HW = (FACE_HEIGHT, FACE_WIDTH)
 
 
 class Restorer(Protocol):
@@ -23,13 +20,6 @@ class Restorer(Protocol):
 
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:
         """``(N, 3, h, w)`` in [0, 1] -> ``(N, 3, 112, 96)``."""
-
-
-def to_face_size(x: torch.Tensor, mode: str = "bicubic") -> torch.Tensor:
-    """Resize to 112x96 (anti-aliased when shrinking), clamped to [0, 1]."""
-    if tuple(x.shape[-2:]) != FACE_HW:
-        x = F.interpolate(x, size=FACE_HW, mode=mode, align_corners=False, antialias=True)
-    return x.clamp(0.0, 1.0)
 
 
 class Bicubic:
