@@ -79,6 +79,10 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
         (v.version, v.tags, v.run_id, v.source) for v in versions]
     metrics = json.loads((repo / "data" / "metrics.json").read_text())
     evaluated = metrics["mlflow_runs"]
+    # The evaluate stage promoted the best version, so `lrface verify` works right after dvc repro.
+    assert metrics["promotion"]["moved"], metrics["promotion"]
+    champion = client.get_model_version_by_alias("lrface-srnet", "champion").version
+    assert str(champion) == metrics["promotion"]["best_version"]
     for v in versions:
         run_id = next(r for m, r in evaluated.items() if f"v{v.version}" in m or f"/{v.version}" in m)
         run = client.get_run(run_id)

@@ -80,6 +80,13 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         uris = {r.name: r.uri for r in restorers if getattr(r, "uri", None)}
         run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris)
         metrics["mlflow_runs"] = run_ids
+        if cfg.get("promote_by"):  # so `lrface verify` has a champion right after `dvc repro`
+            from lrface.eval.registry import promote
+
+            try:
+                metrics["promotion"] = promote(str(cfg["promote_by"]))
+            except ValueError as e:  # no evaluated version has that metric (e.g. size not evaluated)
+                metrics["promotion"] = {"skipped": str(e)}
     files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
     ws.remove(cfg.get("metrics_file", "metrics.json"))  # the old one must not vouch for new reports
