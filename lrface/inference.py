@@ -35,9 +35,11 @@ from lrface.data.align import (
 )
 from lrface.data.degrade import HR_SIZE, both_lr
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
+from lrface.locations import checkpoint_label
 from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
+from lrface.models.summary import weights_digest
 from lrface.typed import from_mapping
 
 SR_FACTORS = {4: "28x24", 8: "14x12", 16: "7x6"}
@@ -335,8 +337,10 @@ def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float) ->
     return out
 
 
-def thresholds_from_mlflow(model_uri: str | None, far: float) -> dict[str, float]:
-    """Thresholds logged by the latest evaluation runs of ``model_uri`` (or bicubic) and of hr."""
+def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None = None) -> dict[str, float]:
+    """Thresholds logged by the latest evaluation runs of ``model_uri`` (or bicubic) and of hr. A
+    checkpoint given by path is found by its weights ``digest`` (evaluation may have named the
+    same file by another path)."""
     from mlflow import MlflowClient
 
     from lrface.tracking import resolve_version
@@ -349,6 +353,8 @@ def thresholds_from_mlflow(model_uri: str | None, far: float) -> dict[str, float
     if resolved:
         sel = (f"tags.`lrface.registered_model` = '{resolved[0]}' and "
                f"tags.`lrface.model_version` = '{resolved[1]}'")
+    elif digest:
+        sel = f"tags.`lrface.srnet_digest` = '{digest}'"
     elif model_uri:
         sel = f"tags.`lrface.model_uri` = '{model_uri}'"
     else:
@@ -386,11 +392,12 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
     elif spec:
         model, name = load_srnet(spec), str(spec)
     if cfg.threshold is None:
-        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far)
+        digest = weights_digest(model).hexdigest() if model is not None and not from_mlflow else None
+        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest)
         if not thresholds:
             rel = params.section("evaluate").get("metrics_file", "metrics.json")
             mfile = params.workspace().pull(rel, missing_ok=True)
             if mfile.is_file():
-                thresholds = thresholds_from_metrics(json.loads(mfile.read_text()),
-                                                     name if model is not None else "bicubic", cfg.far)
+                label = (name if from_mlflow else checkpoint_label(spec)) if model is not None else "bicubic"
+                thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far)
     return FaceVerifier(load_frnet(params.path("frnet_checkpoint")), model, cfg, thresholds, model_name=name)

@@ -15,6 +15,13 @@ def run_name(name: str | None, alpha: float) -> str:
     return name or f"srnet-alpha{float(alpha):g}"
 
 
+def checkpoint_label(path: str | Path) -> str:
+    """How evaluation names an SRNet checkpoint given by path: its folder for ``.../srnet.pt``
+    (``srnet-alpha0.5``), else the file's stem; inference looks its thresholds up by the same name."""
+    p = Path(path)
+    return p.parent.name if p.stem == "srnet" and p.parent.name else p.stem
+
+
 def model_rel(run_name: str) -> str:
     """``models/<run name>``, relative to the work dir (local or a bucket)."""
     return f"models/{run_name}"

@@ -79,6 +79,11 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert "Both faces" in (out.out_dir / "lfw_table.md").read_text()
     metrics = json.loads(out.files["metrics"].read_text())
     assert "acc_14x12" in metrics["promotion"]["skipped"]  # evaluate.promote_by: 14x12 not evaluated here
+    # `lrface verify --srnet <file>` finds the thresholds evaluation measured for those weights,
+    # though evaluation named the model by its registry URI (inference used to look up the path).
+    from lrface.inference import load_verifier
+
+    assert {"7x6", "28x24", "7x6-7x6", "112x96"} <= set(load_verifier(p, str(paths[0])).thresholds)
     assert metrics["lfw"]["bicubic"]["acc_7x6"] == pytest.approx(cells["bicubic", "7x6"].acc, abs=1e-6)
     # Two blurred faces look alike: their impostor scores, hence the threshold, are far higher
     # than a blurred probe against a sharp gallery face. This is why LR-vs-LR has its own thresholds.

@@ -64,7 +64,7 @@ def load_restorer(spec: str, isr_resize: str = "bicubic") -> Restorer:
 
         return SRNetRestorer(load_srnet_uri(spec), name=describe_model(spec), isr_resize=isr_resize, uri=spec)
     from lrface.checkpoints import load_srnet
+    from lrface.locations import checkpoint_label
 
     path = Path(spec)
-    name = path.parent.name if path.stem == "srnet" and path.parent.name else path.stem
-    return SRNetRestorer(load_srnet(path), name=name, isr_resize=isr_resize, uri=str(path))
+    return SRNetRestorer(load_srnet(path), name=checkpoint_label(path), isr_resize=isr_resize, uri=str(path))

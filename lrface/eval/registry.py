@@ -20,8 +20,11 @@ KIND_TAG = "lrface.kind"
 
 
 def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha256: str,
-                   frnet_sha256: str, dataset: str = "lfw", uris: dict[str, str] | None = None) -> dict[str, str]:
-    """One run per method (``uris`` maps a method's name to its model URI); ``{method: run_id}``."""
+                   frnet_sha256: str, dataset: str = "lfw", uris: dict[str, str] | None = None,
+                   digests: dict[str, str] | None = None) -> dict[str, str]:
+    """One run per method (``uris`` maps a method's name to its model URI, ``digests`` to its SRNet
+    weights digest, by which inference finds the thresholds of a checkpoint given by path);
+    ``{method: run_id}``."""
     import mlflow
 
     run_ids: dict[str, str] = {}
@@ -34,6 +37,8 @@ def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha25
         version = resolve_version(uri) if uri else None
         if uri:
             tags["lrface.model_uri"] = uri
+        if (digests or {}).get(method):
+            tags["lrface.srnet_digest"] = digests[method]
         if version:
             tags.update({"lrface.registered_model": version[0], "lrface.model_version": version[1]})
         with mlflow.start_run(run_name=f"eval {dataset} {method}", tags=tags) as run:

@@ -16,6 +16,7 @@ from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
 from lrface.models import model_size
+from lrface.models.summary import weights_digest
 from lrface.viz import sr_grid
 
 
@@ -78,7 +79,8 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         from lrface.eval.registry import log_evaluation
 
         uris = {r.name: r.uri for r in restorers if getattr(r, "uri", None)}
-        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris)
+        digests = {r.name: weights_digest(r.model).hexdigest() for r in restorers if isinstance(r, SRNetRestorer)}
+        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris, digests)
         metrics["mlflow_runs"] = run_ids
         if cfg.get("promote_by"):  # so `lrface verify` has a champion right after `dvc repro`
             from lrface.eval.registry import promote
