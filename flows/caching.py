@@ -66,15 +66,8 @@ def code_digest(*parts: str) -> str:
     return h.hexdigest()
 
 
-def dotted(data: dict[str, Any], key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 def stage_key(step: str, params: Params, sections: list[str], inputs: list[str],
               code: tuple[str, ...] = ()) -> str:
     """The cache key of ``step``: its params, its inputs' digests and its code's digest."""
-    chosen = {s: dotted(params, s) for s in sections}
+    chosen = {s: params.get_dotted(s) for s in sections}
     return f"lrface-{step}-{digest(step, chosen, inputs, code_digest(*code))[:32]}"

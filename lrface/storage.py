@@ -182,8 +182,7 @@ class Workspace:
         if info.type == pafs.FileType.File:
             self._download(fs, info, local)
             return local
-        files = {i.path.removeprefix(path + "/"): i for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                 if i.type == pafs.FileType.File}
+        files = self._remote_files(rel)
         if complete and complete not in files:
             raise FileNotFoundError(f"{self.uri_of(rel)} is incomplete (no {complete}): rerun the stage that writes it")
         for name in sorted(files, key=lambda n: n == complete):  # the completion file last
@@ -218,25 +217,24 @@ class Workspace:
         local = self.local / rel
         if not local.exists():
             return self.uri_of(rel)
-        if skip_existing:
-            fs, path = filesystem(self.uri_of(rel))
-            have = {i.path.removeprefix(path + "/") for i in fs.get_file_info(pafs.FileSelector(
-                path, recursive=True, allow_not_found=True)) if i.type == pafs.FileType.File}
-            for p in sorted(q for q in local.rglob("*") if q.is_file() and not q.name.endswith(".tmp")):
-                name = p.relative_to(local).as_posix()
-                if name not in have:
-                    write_bytes(self.uri_of(f"{rel}/{name}"), p.read_bytes())
-            return self.uri_of(rel)
         if local.is_file():
             write_bytes(self.uri_of(rel), local.read_bytes())
             return self.uri_of(rel)
         for name in last:  # a stale completion file must not vouch for a half-pushed folder
             self.remove(f"{rel}/{name}")
-        files = sorted(p for p in local.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
-        tail = {local / name for name in last}
-        for p in [*[f for f in files if f not in tail], *[f for f in files if f in tail]]:
-            write_bytes(self.uri_of(f"{rel}/{p.relative_to(local).as_posix()}"), p.read_bytes())
+        names = [p.relative_to(local).as_posix() for p in local.rglob("*")
+                 if p.is_file() and not p.name.endswith(".tmp")]
+        if skip_existing:
+            names = [n for n in names if n not in self._remote_files(rel)]
+        for name in sorted(names, key=lambda n: (n in last, n)):  # completion files last
+            write_bytes(self.uri_of(f"{rel}/{name}"), (local / name).read_bytes())
         return self.uri_of(rel)
+
+    def _remote_files(self, rel: str) -> dict[str, pafs.FileInfo]:
+        """The files under the remote ``rel``, by path relative to it (empty if there is none)."""
+        fs, path = filesystem(self.uri_of(rel))
+        return {i.path.removeprefix(path + "/"): i for i in fs.get_file_info(
+            pafs.FileSelector(path, recursive=True, allow_not_found=True)) if i.type == pafs.FileType.File}
 
     def remove(self, rel: str) -> None:
         """Delete ``rel`` remotely (a completion file first, so nothing stale looks complete)."""
