@@ -89,9 +89,10 @@ def load_mobilefacenet(path: str | Path, data: bytes | None = None) -> MobileFac
     return net.eval()
 
 
-def load_frnet(path: str | Path, data: bytes | None = None) -> FrozenFRNet:
-    """The frozen FRNet used for the identity loss and for evaluation."""
-    return FrozenFRNet(load_mobilefacenet(path, data))
+def load_frnet(path: str | Path, data: bytes | None = None, precision: str = "fp32") -> FrozenFRNet:
+    """The frozen FRNet used for the identity loss, evaluation and inference (``precision``:
+    ``fp32`` or ``bf16``, resolved by :func:`lrface.models.precision.resolve_precision`)."""
+    return FrozenFRNet(load_mobilefacenet(path, data), precision)
 
 
 def save_srnet(model: SRNet, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -374,6 +374,7 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
     """A verifier from params.yaml: FRNet from ``paths.frnet_checkpoint``, SRNet from ``srnet``
     (``""``: ``inference.srnet``; ``None``: bicubic), thresholds from MLflow or metrics.json."""
     from lrface.checkpoints import load_frnet, load_srnet
+    from lrface.models.precision import resolve_precision
 
     cfg = InferenceConfig.from_dict(params.get("inference"))
     if threshold is not None:
@@ -400,4 +401,6 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
             if mfile.is_file():
                 label = (name if from_mlflow else checkpoint_label(spec)) if model is not None else "bicubic"
                 thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far)
-    return FaceVerifier(load_frnet(params.path("frnet_checkpoint")), model, cfg, thresholds, model_name=name)
+    precision = resolve_precision(params.get_dotted("frnet.precision", "auto"))
+    return FaceVerifier(load_frnet(params.path("frnet_checkpoint"), precision=precision), model, cfg, thresholds,
+                        model_name=name)

@@ -46,7 +46,8 @@ def verifier_pyfunc_class() -> Any:
 
             meta = json.loads(Path(context.artifacts["meta"]).read_text())
             srnet = load_srnet(context.artifacts["srnet"]) if "srnet" in context.artifacts else None
-            self.verifier = FaceVerifier(load_frnet(context.artifacts["frnet"]), srnet,
+            frnet = load_frnet(context.artifacts["frnet"], precision=meta.get("frnet_precision", "fp32"))
+            self.verifier = FaceVerifier(frnet, srnet,
                                          InferenceConfig.from_dict(meta["config"]), meta["thresholds"],
                                          model_name=meta["model_name"])
 
@@ -93,7 +94,8 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
                                                                tags={"lrface.kind": "serving"}):
         meta = Path(d) / "meta.json"
         meta.write_text(json.dumps({"config": asdict(verifier.config), "thresholds": verifier.thresholds,
-                                    "model_name": verifier.model_name}))
+                                    "model_name": verifier.model_name,
+                                    "frnet_precision": verifier.frnet.precision}))
         artifacts = {"meta": str(meta), "frnet": str(frnet_path)}
         if srnet_path is not None:
             artifacts["srnet"] = str(srnet_path)

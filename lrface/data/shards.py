@@ -189,7 +189,7 @@ class ShardSet:
             yield table
 
     def ray_dataset(self, columns: list[str] | None = None, verify: bool = True, split: str | None = None,
-                    num_cpus: float | None = None, ship: bool = False):
+                    num_cpus: float | None = None, ship: bool = False, shuffle_seed: int | None = None):
         """The shards as a Ray Dataset (``ray.data.read_parquet``), checksums verified first.
 
         ``split`` filters rows in the Parquet scan (no extra Ray task); ``num_cpus`` sets the
@@ -197,6 +197,9 @@ class ShardSet:
         CPUs its workers hold). Where the shards are: the bucket (``remote``) for any node; local
         files otherwise, which only this node can read, so ``ship`` (a cluster without shared
         storage) reads them here and hands the rows to Ray's object store instead.
+
+        ``shuffle_seed``: a global shuffle of all rows (across shards), in a new order on every
+        execution of the dataset (every training epoch), the sequence of orders fixed by the seed.
         """
         import ray.data
         from ray.data.expressions import col
@@ -215,7 +218,7 @@ class ShardSet:
                 table = table.filter(pc.equal(table.column("split"), split))
             if columns is not None:
                 table = table.select(columns)
-            return ray.data.from_arrow(table)
+            return _shuffled(ray.data.from_arrow(table), shuffle_seed)
         if self.remote:  # every node reads the bucket, not this machine's mirror
             fs, base = filesystem(self.remote)
             paths, kwargs["filesystem"] = [f"{base}/{s.file}" for s in self.shards], fs
@@ -226,4 +229,13 @@ class ShardSet:
             ds = ds.filter(expr=col("split") == split)  # pushed into the Parquet scan
             if columns is not None and "split" not in columns:
                 ds = ds.select_columns(columns)
+        return _shuffled(ds, shuffle_seed)
+
+
+def _shuffled(ds, seed: int | None):
+    """``ds`` globally shuffled, reseeded from ``seed`` and the execution index on each execution."""
+    if seed is None:
         return ds
+    from ray.data import RandomSeedConfig
+
+    return ds.random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))

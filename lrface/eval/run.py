@@ -9,6 +9,7 @@ from typing import Any
 
 from lrface import storage
 from lrface.checkpoints import load_frnet, sha256_file
+from lrface.models.precision import resolve_precision
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
@@ -48,8 +49,8 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         setup_mlflow(params)  # before resolving models:/ URIs against the registry
     restorers: list[Restorer] = [load_restorer(s, isr) for s in specs]
     frnet_path = params.path("frnet_checkpoint")
-    frnet = load_frnet(frnet_path)
-    frnet_sha = sha256_file(frnet_path)
+    frnet = load_frnet(frnet_path, precision=resolve_precision(params.get_dotted("frnet.precision", "auto")))
+    frnet_sha = f"{sha256_file(frnet_path)}-{frnet.precision}"  # feature caches: weights and arithmetic
     spec = DatasetSpec.from_params(params, cfg.get("dataset", "lfw"))
     shards = open_shards(params, spec.name)
     data = load_lfw(shards, data_path(params, spec.pairs), spec.folds)

@@ -119,8 +119,11 @@ class FrozenFRNet(nn.Module):
     but BN statistics and weights never change, whatever ``.train()`` calls its parent makes.
     """
 
-    def __init__(self, net: MobileFaceNet) -> None:
+    def __init__(self, net: MobileFaceNet, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"FrozenFRNet precision must be fp32 or bf16, got {precision!r}")
+        self.precision = precision  # bf16: autocast inside, fp32 out (lrface.models.precision)
         # channels-last runs its depthwise convs about 1.5-3x faster on CPU (bench/model_size.py)
         self.net = net.eval().to(memory_format=torch.channels_last)
         for p in self.net.parameters():
@@ -131,8 +134,12 @@ class FrozenFRNet(nn.Module):
         return self
 
     def forward(self, faces01: torch.Tensor) -> torch.Tensor:
-        """Embed RGB faces in ``[0, 1]`` (112x96) -> ``(N, 128)``."""
-        return self.net(normalize_faces(faces01).contiguous(memory_format=torch.channels_last))
+        """Embed RGB faces in ``[0, 1]`` (112x96) -> ``(N, 128)`` fp32 (bf16 inside if so set)."""
+        x = normalize_faces(faces01).contiguous(memory_format=torch.channels_last)
+        if self.precision == "fp32":
+            return self.net(x)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.net(x).float()
 
     @torch.no_grad()
     def embed_flip(self, faces01: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
+from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
@@ -133,6 +134,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     except (FileNotFoundError, CheckpointError) as e:
         raise type(e)(f"FRNet checkpoint unusable: {e}") from e
     ws = params.workspace()
+    precision = params.get_dotted("frnet.precision", "auto")
+    resolve_precision(precision)  # a bad value fails here, not in a worker
     store = storage_uri(params, cfg)
     storage.check(store)  # a missing bucket or wrong endpoint fails here, in seconds
     address = params.get_dotted("ray.address") or "local"
@@ -159,20 +162,21 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
     hr_features = None
     if cfg.alpha > 0 and cfg.hr_feature_cache:
-        frnet = load_frnet(frnet_path)
+        frnet = load_frnet(frnet_path, precision=resolve_precision(precision))
         torch.set_num_threads(os.cpu_count() or 1)
-        path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards,
-                                                                sha256_file(frnet_path)), progress=progress)
+        key = f"{sha256_file(frnet_path)}-{frnet.precision}"
+        path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards, key),
+                                   progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
     # On a cluster, workers read the bucket or, for a local work dir, rows this driver shipped.
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0,
-                                  ship=address != "local")
+                                  ship=address != "local", shuffle_seed=cfg.seed)
     fs, store_path = storage.filesystem(store)
     fs.create_dir(store_path, recursive=True)
     loop_config = {
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
-        "frnet": ray.put(frnet_path.read_bytes()), "frnet_name": frnet_path.name,
+        "frnet": ray.put(frnet_path.read_bytes()), "frnet_name": frnet_path.name, "frnet_precision": precision,
         "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
         "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if storage.is_remote(store) else 1,
         "fault": fault or {}, "hr_features": hr_features,

@@ -37,6 +37,7 @@ from lrface.checkpoints import load_frnet
 from lrface.data.shards import lr_column
 from lrface.data.tensors import png_to_tensor
 from lrface.losses import JointLoss
+from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import FACTOR_SIZES, TrainConfig
 from lrface.train.validation import Validator
@@ -46,11 +47,11 @@ NON_FINITE_FILE = "non_finite.json"
 
 
 def _infinite_batches(shard, batch_size: int) -> Iterator[dict[str, Any]]:
-    """Epoch after epoch over this worker's shard (all ranks see equal row counts)."""
+    """Epoch after epoch over this worker's shard (all ranks see equal row counts); each epoch
+    re-executes the globally shuffled dataset, so rows come in a fresh seeded order."""
     while True:
         empty = True
-        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
-                                        local_shuffle_buffer_size=4 * batch_size):
+        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True):
             empty = False
             yield batch
         if empty:
@@ -144,7 +145,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(tcfg.seed + 1000 * rank)
     model_cfg = SRNetConfig.from_dict(config["model"])
     model = SRNet(model_cfg).to(device)
-    frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"])).to(device)
+    frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"]),
+                       resolve_precision(config["frnet_precision"], device)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.lr_step, gamma=tcfg.lr_gamma)
     step = 0
