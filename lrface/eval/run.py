@@ -9,7 +9,6 @@ from typing import Any
 
 from lrface import storage
 from lrface.checkpoints import load_frnet, sha256_file
-from lrface.models.precision import resolve_precision
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
@@ -17,6 +16,7 @@ from lrface.eval import report
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
 from lrface.models import model_size
+from lrface.models.precision import resolve_precision
 from lrface.models.summary import weights_digest
 from lrface.viz import sr_grid
 
