@@ -1,6 +1,7 @@
 """Run an lrface Prefect flow from the command line (what every DVC stage calls).
 
     python -m flows prepare --dataset lfw --steps align
+    python -m flows init
     python -m flows train --alpha 0.5 [-S train.steps=200]
     python -m flows evaluate
     python -m flows pipeline [--alphas 0,0.5]
@@ -40,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("prepare")
     p.add_argument("--dataset", required=True)
     p.add_argument("--steps", default="align,shards")
+    sub.add_parser("init")
     p = sub.add_parser("train")
     p.add_argument("--alpha", type=float, required=True)
     p = sub.add_parser("evaluate")
     p.add_argument("--dataset", default="lfw")
     p = sub.add_parser("pipeline")
-    p.add_argument("--alphas", default=None, help="comma-separated; default train.alphas")
+    p.add_argument("--alphas", default=None, help="comma-separated; default: the alphas of train.sweep")
     args = ap.parse_args(argv)
 
     import os
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.flow == "prepare":
         state = f.prepare(args.dataset, params_path, overrides, steps=args.steps.split(","),
                           return_state=True)
+    elif args.flow == "init":
+        state = f.init_model(params_path, overrides, return_state=True)
     elif args.flow == "train":
         state = f.train(args.alpha, params_path, overrides, return_state=True)
     elif args.flow == "evaluate":

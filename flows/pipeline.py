@@ -1,7 +1,9 @@
 """Prefect flows over the lrface pipeline, each a thin layer over the tasks in ``flows.tasks``.
 
 * ``prepare``: align + shards for one dataset (``steps`` picks a subset: DVC runs each alone);
-* ``train``: one alpha, a Ray Train job on ``ray.address`` (local Ray by default);
+* ``init``: the seeded random SRNet (``models/srnet-init``) that sweep members may start from;
+* ``train``: one alpha, a Ray Train job on ``ray.address`` (local Ray by default), starting from
+  the model ``train.sweep`` names for it;
 * ``evaluate``: the LFW table, reports, MLflow runs and a Markdown artifact with both;
 * ``pipeline``: all of them; the alpha sweep runs concurrently when the Ray cluster has room.
 
@@ -46,6 +48,14 @@ def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str,
     if "shards" in steps:
         out["shards"] = fresh_if_missing(shards_task, p, shards_output(dataset))(params_path, dataset, overrides)
     return out
+
+
+@flow(name="init", flow_run_name="init srnet")
+def init_model(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``models/srnet-init``: the seeded random SRNet that sweep members start from."""
+    from lrface.train.warm_start import write_init_model
+
+    return {"model": str(write_init_model(params_of(params_path, overrides)))}
 
 
 @flow(name="train", flow_run_name="train alpha={alpha}")
@@ -122,18 +132,26 @@ def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> in
 @flow(name="pipeline", flow_run_name="pipeline alphas={alphas}")
 def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None,
              alphas: list[float] | None = None) -> dict[str, Any]:
-    """Prepare every dataset, train every alpha (concurrently when resources allow), evaluate."""
+    """Prepare every dataset, train every alpha of ``train.sweep`` (a model that starts from
+    another waits for it; the rest run concurrently when resources allow), evaluate."""
+    from lrface.train.config import sweep_order, train_config
+
     log = get_run_logger()
     p = params_of(params_path, overrides)
-    alphas = [float(a) for a in (alphas if alphas is not None else p.section("train")["alphas"])]
+    sweep = train_config(p).sweep
+    if alphas is not None:  # a subset of the sweep (or alphas outside it, from their own start)
+        sweep = {f"{float(a):g}": sweep.get(f"{float(a):g}", "srnet-init") for a in alphas}
     for dataset in p.section("data")["datasets"]:
         prepare(dataset, params_path, overrides)
     width = parallel_trainings(params_path, overrides)
-    log.info("training alphas %s, %d at a time", alphas, width)
+    waves = sweep_order(sweep)
+    log.info("training alphas %s (in order %s), %d at a time", list(sweep), waves, width)
     trained: list[dict[str, Any]] = []
-    for i in range(0, len(alphas), width):
-        futures = [fresh_if_missing(train_task, p, train_output(p, a)).submit(params_path, a, overrides)
-                   for a in alphas[i : i + width]]
-        trained += [f.result() for f in futures]
+    for wave in waves:
+        for i in range(0, len(wave), width):
+            futures = [fresh_if_missing(train_task, p, train_output(p, float(a))).submit(params_path, float(a),
+                                                                                         overrides)
+                       for a in wave[i : i + width]]
+            trained += [f.result() for f in futures]
     result = evaluate(params_path, overrides, p.section("evaluate").get("dataset", "lfw"), None, trained)
     return {"trained": trained, "evaluation": result}

@@ -14,6 +14,7 @@ from prefect.context import TaskRunContext
 
 from flows.caching import file_digest, output_digest, stage_key, tree_listing_digest
 from lrface.config import Params, load_params
+from lrface.locations import train_summary_rel
 
 # Errors that mean "the input is wrong": retrying cannot help.
 PERMANENT = (FileNotFoundError, ValueError, KeyError, TypeError)
@@ -65,7 +66,6 @@ def shards_output(dataset: str) -> str:
 
 
 def train_output(p: Params, alpha: float) -> str:
-    from lrface.locations import train_summary_rel
     from lrface.train.config import train_config
 
     return train_summary_rel(train_config(p, alpha).run_name)
@@ -91,9 +91,10 @@ def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
 
     p = params_of(args["params_path"], args.get("overrides"))
     cfg = train_config(p, args["alpha"])
-    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "paths.work_dir"],
+    start = [output_digest(p, train_summary_rel(cfg.init_from))] if cfg.init_from else []  # a warm start's model
+    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "frnet", "paths.work_dir"],
                      [args["alpha"], output_digest(p, shards_output(cfg.dataset)),
-                      file_digest(p.path("frnet_checkpoint"))], code=("train", "models", "data"))
+                      file_digest(p.path("frnet_checkpoint")), *start], code=("train", "models", "data"))
 
 
 def fresh_if_missing(task_fn, p: Params, output: str):

@@ -121,6 +121,7 @@ def srnet_from_payload(obj: Any, source: str | Path) -> SRNet:
     return model.eval()
 
 
-def load_srnet(path: str | Path) -> SRNet:
-    """Load an SRNet saved by :func:`save_srnet`."""
-    return srnet_from_payload(_torch_load(path), path)
+def load_srnet(path: str | Path, data: bytes | None = None) -> SRNet:
+    """Load an SRNet saved by :func:`save_srnet` (``data``: the file's bytes, e.g. shipped to a
+    Ray worker; ``path`` then only names it)."""
+    return srnet_from_payload(_torch_load(path, data), path)

@@ -6,8 +6,10 @@ is too small for MTCNN at native size), reports all of them, uses the largest (o
 for), and aligns it to the SphereFace template:
 
 * a face whose aligned crop would be at least ``sr_below_px`` wide is warped straight to 112x96;
-* a smaller one is warped onto the low-resolution grid it really has (28x24, 14x12 or 7x6: the
-  sizes SRNet was trained on), super-resolved x4 and resized to 112x96, as in evaluation;
+* a smaller one becomes the low-resolution face it really is (28x24, 14x12 or 7x6: the sizes
+  SRNet was trained on) the way training and evaluation made theirs: warped to 112x96, then
+  downsampled with ``degrade.kernel`` (:func:`lrface.data.degrade.downsample`); it is then
+  super-resolved x4 and brought to 112x96 by :func:`lrface.losses.to_face_size`, as in evaluation;
 * one below ``min_face_px`` (6 px, the width of a 7x6 face) is refused: there is nothing to guess.
 
 ``verify`` decides same/different at a threshold measured by an evaluation run at a stated FAR
@@ -30,10 +32,9 @@ from lrface.data.align import (
     FACE_SIZE,
     SPHEREFACE_TEMPLATE,
     MTCNNDetector,
-    scaled_template,
     warp_face,
 )
-from lrface.data.degrade import HR_SIZE, both_lr
+from lrface.data.degrade import HR_SIZE, both_lr, downsample
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.locations import checkpoint_label
 from lrface.losses import to_face_size
@@ -163,12 +164,13 @@ class FaceVerifier:
 
     def __init__(self, frnet: FrozenFRNet, srnet: SRNet | None = None, config: InferenceConfig | None = None,
                  thresholds: dict[str, float] | None = None, detector: MTCNNDetector | None = None,
-                 model_name: str = "bicubic") -> None:
+                 model_name: str = "bicubic", lr_kernel: str = "bicubic") -> None:
         self.frnet = frnet
         self.srnet = srnet.eval() if srnet is not None else None
         self.config = config or InferenceConfig()
         self.thresholds = dict(thresholds or {})
         self.model_name = model_name if srnet is not None else "bicubic"
+        self.lr_kernel = lr_kernel  # degrade.kernel: LR faces are made as the training shards' were
         self._detector = detector
         self.limits = DecodeLimits(self.config.min_side, self.config.max_pixels)
 
@@ -180,7 +182,7 @@ class FaceVerifier:
         h = weights_digest(self.frnet, self.srnet)
         c = self.config
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
-                             c.detect_max_pixels, c.isr_resize]).encode())
+                             c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision]).encode())
         return h.hexdigest()[:16]
 
     @property
@@ -233,9 +235,12 @@ class FaceVerifier:
         if face.width_px >= cfg.sr_below_px:
             return "direct", HR_SIZE, warp_face(image, lm)
         k = sr_factor(face.width_px)
-        size = (FACE_SIZE[0] // k, FACE_SIZE[1] // k)
         return ("srnet" if self.srnet is not None else "bicubic"), SR_FACTORS[k], \
-            warp_face(image, lm, scaled_template(k), size)
+            self.lr_face(warp_face(image, lm), k)
+
+    def lr_face(self, aligned: np.ndarray, factor: int) -> np.ndarray:
+        """The ``factor``-times smaller face of an aligned 112x96 one, made as the shards' LR faces."""
+        return downsample(aligned, (FACE_SIZE[0] // factor, FACE_SIZE[1] // factor), self.lr_kernel)
 
     # ------------------------------------------------------------------------------- embedding
 
@@ -244,7 +249,7 @@ class FaceVerifier:
         x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
         if route == "srnet":
             assert self.srnet is not None
-            x = self.srnet(x).clamp(0, 1)
+            x = self.srnet(x)
         return to_face_size(x, self.config.isr_resize)
 
     @torch.inference_mode()
@@ -403,4 +408,4 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
                 thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far)
     precision = resolve_precision(params.get_dotted("frnet.precision", "auto"))
     return FaceVerifier(load_frnet(params.path("frnet_checkpoint"), precision=precision), model, cfg, thresholds,
-                        model_name=name)
+                        model_name=name, lr_kernel=params.get_dotted("degrade.kernel", "bicubic"))

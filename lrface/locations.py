@@ -3,7 +3,9 @@ and evaluation, inference and the flows read (so none of them imports another's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from lrface.config import Params
 
@@ -13,6 +15,16 @@ TRAIN_SUMMARY = "train_summary.json"
 def run_name(name: str | None, alpha: float) -> str:
     """A training's name: ``train.name`` if set, else ``srnet-alpha<alpha>`` (``srnet-alpha0.5``)."""
     return name or f"srnet-alpha{float(alpha):g}"
+
+
+def sweep_of(train: Mapping[str, Any]) -> dict[str, str]:
+    """The ``train`` section's sweep: alpha (as its model folder spells it) -> the model it starts
+    from. The old ``train.alphas: [0, 0.5]`` still works and means every model from scratch."""
+    if "alphas" in train and "sweep" in train:
+        raise ValueError("give train.sweep (alpha -> start model) or the old train.alphas, not both")
+    if "alphas" in train:
+        return {f"{float(a):g}": "srnet-init" for a in train["alphas"]}
+    return {str(k): str(v) for k, v in (train.get("sweep") or {}).items()}
 
 
 def checkpoint_label(path: str | Path) -> str:

@@ -49,7 +49,7 @@ def verifier_pyfunc_class() -> Any:
             frnet = load_frnet(context.artifacts["frnet"], precision=meta.get("frnet_precision", "fp32"))
             self.verifier = FaceVerifier(frnet, srnet,
                                          InferenceConfig.from_dict(meta["config"]), meta["thresholds"],
-                                         model_name=meta["model_name"])
+                                         model_name=meta["model_name"], lr_kernel=meta.get("lr_kernel", "bicubic"))
 
         def predict(self, context, model_input, params=None):
             from mlflow.exceptions import MlflowException
@@ -95,7 +95,7 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
         meta = Path(d) / "meta.json"
         meta.write_text(json.dumps({"config": asdict(verifier.config), "thresholds": verifier.thresholds,
                                     "model_name": verifier.model_name,
-                                    "frnet_precision": verifier.frnet.precision}))
+                                    "frnet_precision": verifier.frnet.precision, "lr_kernel": verifier.lr_kernel}))
         artifacts = {"meta": str(meta), "frnet": str(frnet_path)}
         if srnet_path is not None:
             artifacts["srnet"] = str(srnet_path)

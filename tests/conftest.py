@@ -78,7 +78,7 @@ def tiny(tmp_path_factory):
         "test_pairs": "lfw/pairs.txt", "val_fraction": 0.2, "limit": 120, "drop_duplicates": True,
         "landmarks_file": "lfw/reference_landmarks.txt"}}
     params["train"].update(steps=12, batch_size=8, checkpoint_every=4, validate_every=6, log_every=2,
-                           val_max_faces=16, max_failures=2)
+                           val_max_faces=16, max_failures=2, sweep={"0": "srnet-init", "0.5": "srnet-init"})
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     from lrface.config import load_params

@@ -203,3 +203,30 @@ def test_precomputed_hr_features_match_frnet(tiny, frnet, tmp_path):
     assert torch.allclose(got, direct, atol=1e-4)
     with pytest.raises(KeyError, match="no precomputed HR feature"):
         lookup(["nope"], torch.tensor([False]), torch.device("cpu"))
+
+
+def test_warm_start_begins_from_the_model_the_sweep_names(tiny):
+    """At lr 0 the weights never move, so a finished training holds exactly the weights it started
+    from: the alpha-0 model for a warm start, the seeded srnet-init otherwise."""
+    import torch
+
+    from lrface.checkpoints import load_srnet
+    from lrface.train.job import run_training
+    from lrface.train.warm_start import INIT_MODEL
+
+    def same(a, b) -> bool:
+        sa, sb = load_srnet(a).state_dict(), load_srnet(b).state_dict()
+        return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+    base = run_training(load_params(tiny, {"train.steps": 4, "train.register": False}), alpha=0.0)
+    assert base.name == "srnet-alpha0"
+    still = {"train.lr": 0.0, "train.steps": 2, "train.register": False}
+    warm = run_training(load_params(tiny, {**still, "train.sweep": {"0": INIT_MODEL, "0.5": "srnet-alpha0"}}),
+                        alpha=0.5, name="warm")
+    cold = run_training(load_params(tiny, still), alpha=0.5, name="cold")
+    init = load_params(tiny).path("work_dir") / "models" / INIT_MODEL / "srnet.pt"
+    assert same(warm.model_path, base.model_path)
+    assert same(cold.model_path, init) and not same(warm.model_path, cold.model_path)
+    client = _client(tiny)
+    tags = _training_runs(client, "warm")[0].data.tags
+    assert tags["lrface.init_from"] == "srnet-alpha0" and len(tags["lrface.init_sha256"]) == 64

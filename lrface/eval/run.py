@@ -100,17 +100,17 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
 
 
 def expand_methods(params: Params, specs: list[str]) -> list[str]:
-    """``trained`` -> the model of each ``train.alphas`` under ``<work_dir>/models``: its registered
+    """``trained`` -> the model of each ``train.sweep`` alpha under ``<work_dir>/models``: its registered
     version (``models:/lrface-srnet/N``) when it has one, else its checkpoint path."""
     out: list[str] = []
     for spec in specs:
         if spec != "trained":
             out.append(spec)
             continue
-        from lrface.locations import model_dir, run_name
+        from lrface.locations import model_dir, run_name, sweep_of
 
-        for alpha in params.section("train")["alphas"]:
-            d = model_dir(params, run_name(params.get_dotted("train.name"), alpha))
+        for alpha in sweep_of(params.section("train")):
+            d = model_dir(params, run_name(params.get_dotted("train.name"), float(alpha)))
             summary = d / "train_summary.json"
             if not summary.is_file():
                 raise FileNotFoundError(f"no trained model for alpha={alpha}: {summary} (run lrface train)")

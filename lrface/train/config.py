@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lrface.locations import run_name
+from lrface.locations import run_name, sweep_of
 from lrface.typed import from_mapping
 
 FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
@@ -38,11 +38,26 @@ class TrainConfig:
     register: bool = True
     placement_strategy: str = "PACK"  # Ray placement group: PACK, SPREAD (one worker per node), ...
     hr_feature_cache: bool = True  # f(HR) computed once per image and flip (FRNet is frozen)
-    alphas: tuple[float, ...] = field(default=(0.0, 0.5))
+    # The sweep (DVC stages train@<alpha>): alpha -> the model its SRNet starts from
+    sweep: dict[str, str] = field(default_factory=lambda: {"0": "srnet-init", "0.5": "srnet-alpha0"})
+    init_from: str | None = None  # this training's start (set from the sweep); None: own seeded init
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        cfg = from_mapping(cls, d, "train", tuples=("factors", "alphas"))
+        d = dict(d)
+        if "alphas" in d or "sweep" in d:
+            d["sweep"] = sweep_of(d)
+            d.pop("alphas", None)
+        cfg = from_mapping(cls, d, "train", tuples=("factors",))
+        for key in cfg.sweep:
+            try:
+                canonical = f"{float(key):g}"
+            except ValueError:
+                raise ValueError(f"train.sweep key {key!r} is not an alpha") from None
+            if key != canonical:  # the model folder is srnet-alpha<%g>: DVC must expect that name
+                raise ValueError(f"train.sweep key {key!r}: write it as {canonical!r} "
+                                 f"(its model is srnet-alpha{canonical})")
+        sweep_order(cfg.sweep)  # a cycle fails here
         bad = [f for f in cfg.factors if f not in FACTOR_SIZES]
         if bad:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
@@ -63,11 +78,31 @@ class TrainConfig:
         return asdict(self)
 
 
+def sweep_order(sweep: dict[str, str]) -> list[list[str]]:
+    """The sweep's alphas in waves: each wave starts only from models of earlier waves (or from
+    ``srnet-init`` / models outside the sweep); a cycle is an error."""
+    model_of = {run_name(None, float(k)): k for k in sweep}
+    waves: list[list[str]] = []
+    done: set[str] = set()
+    while len(done) < len(sweep):
+        wave = [k for k in sweep if k not in done and (sweep[k] not in model_of or model_of[sweep[k]] in done)]
+        if not wave:
+            left = {k: sweep[k] for k in sweep if k not in done}
+            raise ValueError(f"train.sweep: models start from each other in a cycle: {left}")
+        waves.append(wave)
+        done.update(wave)
+    return waves
+
+
 def train_config(params: Mapping[str, Any], alpha: float | None = None, name: str | None = None) -> TrainConfig:
-    """The ``train`` section, with ``alpha`` / ``name`` set when given (a sweep member, a run name)."""
+    """The ``train`` section, with ``alpha`` / ``name`` set when given (a sweep member, a run name);
+    a member of ``train.sweep`` starts from the model the sweep names for it."""
     cfg = TrainConfig.from_dict(dict(params["train"]))
     if alpha is not None:
         cfg = replace(cfg, alpha=float(alpha))
+    key = f"{cfg.alpha:g}"
+    if cfg.init_from is None and key in cfg.sweep:
+        cfg = replace(cfg, init_from=cfg.sweep[key])
     if name is not None:
         cfg = replace(cfg, name=name)
     return cfg

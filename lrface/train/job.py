@@ -31,6 +31,7 @@ from lrface.train.config import FACTOR_SIZES, TrainConfig, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.validation import load_val_set
+from lrface.train.warm_start import init_weights
 
 
 class NonFiniteLossError(RuntimeError):
@@ -52,10 +53,12 @@ class TrainOutput:
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "flip", "seed", "dataset")
 
 
-def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str) -> str:
-    """``<run name>-<hash of model, loss, training identity and input shards>``."""
+def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None) -> str:
+    """``<run name>-<hash of model, loss, training identity, input shards and starting weights>``."""
     ident = {"model": params.section("model"), "loss": params.section("loss"),
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
+    if init_sha256:
+        ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
     return f"{cfg.run_name}-{digest[:8]}"
 
@@ -146,7 +149,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                              "machine's SQLite store; set MLFLOW_TRACKING_URI to a tracking server")
     shards = open_shards(params, cfg.dataset)
     shards.verify()
-    job = job_name(params, cfg, manifest_digest(shards.manifest_path))
+    init = init_weights(params, cfg.init_from)  # a missing or mismatched start model fails here
+    job = job_name(params, cfg, manifest_digest(shards.manifest_path), init[1] if init else None)
 
     tags = {
         "lrface.kind": "training", "lrface.train_name": cfg.run_name, "lrface.train_job": job,
@@ -154,6 +158,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "lrface.git_commit": git_commit(), "lrface.shards_manifest_sha256": manifest_digest(shards.manifest_path),
         "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": sha256_file(frnet_path),
         "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
+        "lrface.init_from": cfg.init_from or "seed", "lrface.init_sha256": init[1] if init else "",
     }
     run_id, tracking_uri = _mlflow_run(params, job, store, tags) if track else (None, None)
 
@@ -180,6 +185,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
         "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if storage.is_remote(store) else 1,
         "fault": fault or {}, "hr_features": hr_features,
+        "init_weights": ray.put(init[0]) if init else None, "init_from": cfg.init_from,
         "val_set": ray.put(load_val_set(shards, cfg.factors, cfg.val_max_faces)),
     }
     trainer = TorchTrainer(

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from lrface.checkpoints import load_frnet
+from lrface.checkpoints import load_frnet, load_srnet
 from lrface.data.shards import lr_column
 from lrface.data.tensors import png_to_tensor
 from lrface.losses import JointLoss
@@ -164,6 +164,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "step": step, "torch_rng": torch.get_rng_state(), "model_config": model_cfg.to_dict()}
 
+    if not restored and config.get("init_weights") is not None:  # a warm start: weights only
+        start = load_srnet(config["init_from"], ray.get(config["init_weights"]))
+        model.load_state_dict(start.state_dict())
     last_good = _state_bytes(snapshot()) if rank == 0 else b""  # what a non-finite stop keeps
     ddp = ray.train.torch.prepare_model(model)
     nodes = _gather_nodes(node_id)

@@ -13,8 +13,7 @@ import torch
 
 from lrface.data.shards import ShardSet, lr_column
 from lrface.data.tensors import iter_face_batches
-from lrface.losses import resize
-from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
+from lrface.losses import resize, to_face_size
 from lrface.models.srnet import SRNet
 from lrface.train.config import FACTOR_SIZES
 from lrface.train.metrics import psnr, ssim
@@ -62,7 +61,7 @@ class Validator:
             size = (lr.shape[2] * 4, lr.shape[3] * 4)
             sr = upscale(lr, size)
             mr = resize(self.hr, size, "bicubic")
-            isr = resize(sr.clamp(0, 1), (FACE_HEIGHT, FACE_WIDTH), self.isr_resize)
+            isr = to_face_size(sr, self.isr_resize)  # as evaluation and inference do
             cos = torch.nn.functional.cosine_similarity(self.frnet(isr), self.f_hr, dim=1)
             out[f"psnr_{s}"] = float(psnr(sr, mr).mean())
             out[f"ssim_{s}"] = float(ssim(sr, mr).mean())
