@@ -52,10 +52,35 @@ def main() -> None:
             print(
                 f"{f'{h}x{w}':<8}{f'{out[0]}x{out[1]}':<10}{t_sr:>15.4f}{t_bi:>17.4f}{t_sr / t_bi:>7.0f}x"
             )
-        faces = torch.rand(n, 3, 112, 96)
-        t_fr = median_ms(lambda: frnet(faces), args.repeats) / n
-        t_fr32 = median_ms(lambda: frnet(faces[:32]), args.repeats) / 32
-    print(f"\nFRNet 112x96 forward (channels-last): {t_fr:.4f} ms/face at batch {n}, {t_fr32:.4f} at 32")
+    frnet_precisions(frnet, args.repeats)
+
+
+def frnet_precisions(frnet, repeats: int, batch: int = 32) -> None:
+    """FRNet per face, fp32 / bf16 autocast / torch.compile side by side: the forward pass
+    (evaluation, inference) and forward + backward to the input (the identity loss)."""
+    from lrface.models.mobilefacenet import FrozenFRNet
+    from lrface.models.precision import cpu_has_native_bf16
+
+    faces = torch.rand(batch, 3, 112, 96)
+    variants = {"fp32": FrozenFRNet(frnet.net, "fp32"), "bf16": FrozenFRNet(frnet.net, "bf16"),
+                "compile": torch.compile(FrozenFRNet(frnet.net, "fp32"))}
+
+    def fwd_bwd(m):
+        x = faces.clone().requires_grad_(True)
+        m(x).sum().backward()
+
+    print(f"\nFRNet 112x96 (channels-last), batch {batch}, ms per face; native bf16: {cpu_has_native_bf16()}")
+    print(f"{'variant':<9}{'forward':>10}{'fwd+bwd':>10}")
+    base = None
+    for name, m in variants.items():
+        with torch.inference_mode():
+            m(faces)  # compile / warm-up outside the timing
+        fwd_bwd(m)
+        with torch.inference_mode():
+            t_f = median_ms(lambda m=m: m(faces), repeats) / batch
+        t_b = median_ms(lambda m=m: fwd_bwd(m), repeats) / batch
+        base = base or (t_f, t_b)
+        print(f"{name:<9}{t_f:>10.3f}{t_b:>10.3f}   ({base[0] / t_f:.2f}x / {base[1] / t_b:.2f}x vs fp32)")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model_cfg = SRNetConfig.from_dict(config["model"])
     model = SRNet(model_cfg).to(device)
     frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"]),
-                       resolve_precision(config["frnet_precision"], device)).to(device)
+                       resolve_precision(config["frnet_precision"], device, backward=True)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.lr_step, gamma=tcfg.lr_gamma)
     step = 0
