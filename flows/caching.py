@@ -2,7 +2,7 @@
 
 A key covers the step, the params it reads, the content digest of its inputs (shard manifests,
 the FRNet file, the raw image tree's listing) and a digest of the lrface source the step runs
-(:func:`code_digest`), so an edited loss misses the cached training. The flows call a task with
+(:func:`lrface.code_digest.code_digest`), so an edited loss misses the cached training. The flows call a task with
 ``refresh_cache`` when its output is missing, so a deleted output is always rebuilt.
 """
 
@@ -14,10 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import lrface
+from lrface.code_digest import code_digest
 from lrface.config import Params
-
-LRFACE_ROOT = Path(lrface.__file__).resolve().parent
 
 
 def digest(*parts: Any) -> str:
@@ -50,20 +48,6 @@ def output_digest(params: Params, rel: str) -> str:
     if not ws.remote:
         return file_digest(ws.local / rel)
     return hashlib.sha256(read_bytes(ws.uri_of(rel))).hexdigest() if ws.exists(rel) else "missing"
-
-
-def code_digest(*parts: str) -> str:
-    """sha256 over the ``.py`` files of the given lrface sub-packages / modules (relative to the
-    package, e.g. ``"train"``, ``"losses.py"``) plus every top-level module of the package (config,
-    storage, checkpoints...: shared plumbing, so an edit there conservatively reruns every step)."""
-    files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py"))
-    for part in parts:
-        target = LRFACE_ROOT / part
-        files += sorted(target.rglob("*.py")) if target.is_dir() else [target]
-    h = hashlib.sha256()
-    for f in dict.fromkeys(files):
-        h.update(f.relative_to(LRFACE_ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def stage_key(step: str, params: Params, sections: list[str], inputs: list[str],

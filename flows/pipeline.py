@@ -77,11 +77,15 @@ def mlflow_run_link(run_id: str) -> str:
 
 
 def results_markdown(result: dict[str, Any], trained: list[dict[str, Any]] | None = None) -> str:
-    lines = ["# LFW cross-resolution verification", "", "10-fold accuracy (%), gallery 112x96.", "",
+    lines = ["# LFW cross-resolution verification", "",
+             "10-fold accuracy (%), gallery 112x96; pairs scored by plain cosine, as `lrface verify` does.", "",
              result["table"], ""]
     if result.get("table_both_low"):
         lines += ["Both faces at the low resolution (the thresholds `lrface verify` uses for two small faces).",
                   "", result["table_both_low"], ""]
+    if result.get("table_meansub"):
+        lines += ["The same features scored by the MobileFaceNet authors' recipe (mean-subtracted cosine).", "",
+                  result["table_meansub"], ""]
     lines += ["## MLflow", ""]
     lines += [f"- evaluation of `{m}`: {mlflow_run_link(r)}" for m, r in result["runs"].items()]
     for t in trained or []:

@@ -16,18 +16,12 @@ from flows.caching import file_digest, output_digest, stage_key, tree_listing_di
 from lrface.config import Params, load_params
 from lrface.locations import train_summary_rel
 
-# Errors that mean "the input is wrong": retrying cannot help.
-PERMANENT = (FileNotFoundError, ValueError, KeyError, TypeError)
-
 
 def permanent_error_types() -> tuple[type[BaseException], ...]:
-    from lrface.checkpoints import CheckpointError
-    from lrface.data.shards import ShardError
-    from lrface.data.sources import PairsFileError
-    from lrface.storage import StorageError
-    from lrface.train.job import NonFiniteLossError
+    """Errors that mean "the input is wrong": retrying cannot help (the CLI layer's list)."""
+    from lrface.commands import permanent_errors
 
-    return (*PERMANENT, CheckpointError, ShardError, PairsFileError, NonFiniteLossError, StorageError)
+    return permanent_errors()
 
 
 def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
@@ -125,11 +119,9 @@ def shards_task(params_path: str, dataset: str, overrides: dict[str, Any] | None
       retries=1, retry_delay_seconds=10, retry_condition_fn=retry_unless_bad_input)
 def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One Ray Train job (on ``ray.address``); a retry resumes it from its latest checkpoint."""
-    from lrface.train.job import run_training
+    from lrface.commands.train import train
 
-    out = run_training(params_of(params_path, overrides), alpha=alpha, progress=True)
-    return {"alpha": alpha, "name": out.name, "model": str(out.model_path), "run_id": out.mlflow_run_id,
-            "version": out.model_version, "step": out.metrics.get("step")}
+    return train(params_of(params_path, overrides), alpha=alpha, progress=True)
 
 
 @task(task_run_name="evaluate {dataset}", retries=1, retry_delay_seconds=10,
@@ -137,12 +129,6 @@ def train_task(params_path: str, alpha: float, overrides: dict[str, Any] | None 
 def evaluate_task(params_path: str, dataset: str = "lfw", overrides: dict[str, Any] | None = None,
                   methods: list[str] | None = None) -> dict[str, Any]:
     """The LFW cross-resolution table (features are cached on disk by lrface itself)."""
-    from lrface.data.degrade import is_both_lr
-    from lrface.eval.report import table_markdown
-    from lrface.eval.run import evaluate_lfw
+    from lrface.commands.evaluate import evaluate
 
-    out = evaluate_lfw(params_of(params_path, overrides), methods, progress=True)
-    both_low = any(is_both_lr(r.size) for r in out.results)
-    return {"table": table_markdown(out.results),
-            "table_both_low": table_markdown(out.results, both_low=True) if both_low else "",
-            "runs": out.run_ids, "reports": str(out.out_dir), "metrics": out.metrics}
+    return evaluate(params_of(params_path, overrides), methods, progress=True)

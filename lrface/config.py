@@ -124,7 +124,9 @@ def redact(value: str) -> str:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] | None = None) -> Params:
-    """Read ``params.yaml``, apply environment overrides, then ``overrides`` (``-S``: dotted keys)."""
+    """Read ``params.yaml``, apply environment overrides, then ``overrides`` (``-S``: dotted keys),
+    then check every section against its typed config (:mod:`lrface.schema`): a typo or a value
+    out of range fails here, naming the dotted param, before any work starts."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"params file not found: {p.resolve()}")
@@ -141,6 +143,12 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Mapping[str, Any] 
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
         sources[dotted] = "-S"
+    from lrface.schema import check_params  # imports every section's owner: not at module import
+
+    try:
+        check_params(data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{p}: {e}") from e
     return Params(data, p.resolve().parent, sources)
 
 

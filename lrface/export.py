@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH
+from lrface.sizes import FACE_HEIGHT, FACE_WIDTH
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: Path, input_name: str, output_name: str,

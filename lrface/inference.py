@@ -28,24 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.data.align import (
-    FACE_SIZE,
-    SPHEREFACE_TEMPLATE,
-    MTCNNDetector,
-    warp_face,
-)
-from lrface.data.degrade import HR_SIZE, both_lr, downsample
+from lrface.data.align import MTCNNDetector, face_width, warp_face
+from lrface.data.degrade import downsample
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.locations import checkpoint_label
 from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
 from lrface.models.summary import weights_digest
+from lrface.sizes import FACE_SIZE, FACE_WIDTH, FACTOR_SIZES, HR_SIZE, both_lr
 from lrface.typed import from_mapping
-
-SR_FACTORS = {4: "28x24", 8: "14x12", 16: "7x6"}
-TEMPLATE_WIDTH = 96.0
-TEMPLATE_EYES = float(np.linalg.norm(SPHEREFACE_TEMPLATE[1] - SPHEREFACE_TEMPLATE[0]))
 
 
 class InferenceError(ValueError):
@@ -148,15 +140,9 @@ def load_image(img: ImageInput, name: str, limits: DecodeLimits) -> np.ndarray:
         raise InferenceError(f"{name}: {e.reason}{': ' + e.detail if e.detail else ''}") from e
 
 
-def face_width(landmarks: np.ndarray) -> float:
-    """Width the face's aligned 112x96 crop has at the image's resolution (from the eye distance)."""
-    eyes = float(np.linalg.norm(landmarks[1] - landmarks[0]))
-    return TEMPLATE_WIDTH * eyes / TEMPLATE_EYES
-
-
 def sr_factor(width_px: float) -> int:
     """The training factor (4, 8 or 16) whose low-res grid is nearest the face's real width."""
-    return min(SR_FACTORS, key=lambda k: abs(math.log((TEMPLATE_WIDTH / k) / width_px)))
+    return min(FACTOR_SIZES, key=lambda k: abs(math.log((FACE_WIDTH / k) / width_px)))
 
 
 class FaceVerifier:
@@ -235,7 +221,7 @@ class FaceVerifier:
         if face.width_px >= cfg.sr_below_px:
             return "direct", HR_SIZE, warp_face(image, lm)
         k = sr_factor(face.width_px)
-        return ("srnet" if self.srnet is not None else "bicubic"), SR_FACTORS[k], \
+        return ("srnet" if self.srnet is not None else "bicubic"), FACTOR_SIZES[k], \
             self.lr_face(warp_face(image, lm), k)
 
     def lr_face(self, aligned: np.ndarray, factor: int) -> np.ndarray:

@@ -9,13 +9,17 @@ through it into SRNet, never into its own weights or BN statistics.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lrface.models.mobilefacenet import FACE_HEIGHT, FACE_WIDTH, FrozenFRNet
+from lrface.models.mobilefacenet import FrozenFRNet
+from lrface.sizes import FACE_HEIGHT, FACE_WIDTH
+from lrface.typed import from_mapping
 
 RESIZE_MODES = ("bicubic", "bilinear", "area", "nearest")
 
@@ -63,6 +67,22 @@ def identity_loss(
         with torch.no_grad():
             hr_features = frnet(resize(hr, (FACE_HEIGHT, FACE_WIDTH), isr_resize))
     return (1.0 - F.cosine_similarity(f_sr, hr_features.detach(), dim=1)).mean()
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The ``loss`` section: how MR (HR at the SR size) and ISR (SR at 112x96) are resized."""
+
+    mr_resize: str = "bicubic"
+    isr_resize: str = "bicubic"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> LossConfig:
+        cfg = from_mapping(cls, dict(d or {}), "loss")
+        for key in ("mr_resize", "isr_resize"):
+            if getattr(cfg, key) not in RESIZE_MODES:
+                raise ValueError(f"loss.{key} must be one of {RESIZE_MODES}, got {getattr(cfg, key)!r}")
+        return cfg
 
 
 @dataclass

@@ -15,7 +15,9 @@ def from_mapping(cls: type[T], d: dict[str, Any] | None, section: str, tuples: t
     known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     unknown = set(d) - known
     if unknown:
-        raise ValueError(f"unknown {section} params: {sorted(unknown)}; known: {sorted(known)}")
+        names = ", ".join(f"{section}.{k}" for k in sorted(unknown))
+        raise ValueError(f"unknown param{'s' if len(unknown) > 1 else ''} {names} "
+                         f"({section} has: {', '.join(sorted(known))})")
     for k in tuples:
         if k in d and d[k] is not None:
             d[k] = tuple(d[k])

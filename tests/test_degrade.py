@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lrface.data.degrade import DegradeConfig, SurveillanceConfig, downsample, make_lr, parse_size
+from lrface.data.degrade import DegradeConfig, SurveillanceConfig, downsample, make_lr
+from lrface.sizes import parse_size
 
 
 def _face(seed=0):

@@ -12,7 +12,7 @@ from flows.tasks import fresh_if_missing, retry_unless_bad_input, train_task
 from lrface.checkpoints import CheckpointError
 from lrface.config import load_params
 from lrface.data.shards import ShardError
-from lrface.train.job import NonFiniteLossError
+from lrface.train.step import NonFiniteLossError
 from tests.conftest import REPO
 
 
@@ -45,11 +45,11 @@ def test_cache_key_notices_an_edited_function(tmp_path, monkeypatch):
     """The key digests the code a step runs: editing a function in it changes the key."""
     import shutil
 
-    import flows.caching as caching
+    import lrface.code_digest as code
 
     pkg = tmp_path / "lrface"
-    shutil.copytree(caching.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(caching, "LRFACE_ROOT", pkg)
+    shutil.copytree(code.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code, "LRFACE_ROOT", pkg)
     p = load_params(REPO / "params.yaml")
     before = stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py"))
     assert before == stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py"))

@@ -154,7 +154,8 @@ def test_job_survives_a_killed_worker_and_a_killed_driver(tiny):
 
 
 def test_non_finite_loss_stops_with_clear_error(tiny):
-    from lrface.train.job import NonFiniteLossError, run_training
+    from lrface.train.job import run_training
+    from lrface.train.step import NonFiniteLossError
 
     with pytest.raises(NonFiniteLossError, match=r"step 6.*Last good checkpoint: .*checkpoint") as e:
         run_training(load_params(tiny), alpha=0.0, name="nan", fault={"nan_at_step": 6})

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from lrface.commands import params_from_args
+from lrface.config import Params
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,11 +16,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
+def evaluate(params: Params, methods: list[str] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the LFW evaluation; its tables (plain cosine, both-low, the authors' mean-subtracted
+    scoring), MLflow runs, reports folder and metrics."""
     from lrface.eval.report import table_markdown
     from lrface.eval.run import evaluate_lfw
+    from lrface.sizes import is_both_lr
 
-    out = evaluate_lfw(params_from_args(args), args.methods, progress=not args.no_progress)
-    print(table_markdown(out.results))
-    print(f"reports: {out.out_dir}")
+    out = evaluate_lfw(params, methods, progress=progress)
+    both_low = any(is_both_lr(r.size) for r in out.results)
+    return {"table": table_markdown(out.results),
+            "table_both_low": table_markdown(out.results, both_low=True) if both_low else "",
+            "table_meansub": table_markdown(out.results, meansub=True),
+            "runs": out.run_ids, "reports": str(out.out_dir), "metrics": out.metrics}
+
+
+def run(args: argparse.Namespace) -> int:
+    result = evaluate(params_from_args(args), args.methods, progress=not args.no_progress)
+    print(result["table"])
+    print(f"reports: {result['reports']}")
     return 0

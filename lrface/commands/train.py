@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from lrface.commands import params_from_args
+from lrface.config import Params
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -13,12 +15,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run name (default: srnet-alpha<alpha>); the same name resumes")
 
 
-def run(args: argparse.Namespace) -> int:
+KEEP = ("step", "val/idcos_14x12", "val_bicubic/idcos_14x12", "val/psnr_14x12", "val_bicubic/psnr_14x12")
+
+
+def train(params: Params, alpha: float | None = None, name: str | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) one SRNet; a summary of what was trained, where and how well."""
     from lrface.train.job import run_training
 
-    out = run_training(params_from_args(args), args.alpha, args.name)
-    keep = ("step", "val/idcos_14x12", "val_bicubic/idcos_14x12", "val/psnr_14x12", "val_bicubic/psnr_14x12")
-    print(json.dumps({"name": out.name, "model": str(out.model_path), "mlflow_run_id": out.mlflow_run_id,
-                      "model_version": out.model_version,
-                      "metrics": {k: out.metrics[k] for k in keep if k in out.metrics}}, indent=2))
+    out = run_training(params, alpha, name, progress=progress)
+    return {"alpha": alpha, "name": out.name, "model": str(out.model_path), "run_id": out.mlflow_run_id,
+            "version": out.model_version, "step": out.metrics.get("step"),
+            "metrics": {k: out.metrics[k] for k in KEEP if k in out.metrics}}
+
+
+def run(args: argparse.Namespace) -> int:
+    print(json.dumps(train(params_from_args(args), args.alpha, args.name), indent=2))
     return 0

@@ -10,12 +10,14 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb, read_bytes
+from lrface.sizes import FACE_SIZE, FACE_WIDTH
+from lrface.typed import from_mapping
 
 # (x, y) of left eye, right eye, nose, left and right mouth corners in a 96 wide x 112 high face.
 SPHEREFACE_TEMPLATE = np.array(
@@ -28,7 +30,6 @@ SPHEREFACE_TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
-FACE_SIZE = (112, 96)  # (height, width)
 
 Policy = Literal["center", "largest", "confident"]
 POLICIES: tuple[str, ...] = ("center", "largest", "confident")
@@ -85,6 +86,15 @@ def warp_face(image: np.ndarray, landmarks: np.ndarray, template: np.ndarray = S
         (w, h), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BICUBIC
     )
     return np.array(out)
+
+
+TEMPLATE_EYES = float(np.linalg.norm(SPHEREFACE_TEMPLATE[1] - SPHEREFACE_TEMPLATE[0]))
+
+
+def face_width(landmarks: np.ndarray) -> float:
+    """Width the face's aligned 112x96 crop has at the image's resolution (from the eye distance)."""
+    eyes = float(np.linalg.norm(np.asarray(landmarks)[1] - np.asarray(landmarks)[0]))
+    return FACE_WIDTH * eyes / TEMPLATE_EYES
 
 
 def scaled_template(factor: int, template: np.ndarray = SPHEREFACE_TEMPLATE) -> np.ndarray:
@@ -169,6 +179,15 @@ class AlignConfig:
     min_face_size: int = 20
     min_side: int = 32
     max_pixels: int = 40_000_000
+    workers: int = 2  # Ray actors, one MTCNN and one thread each
+    batch_size: int = 16
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> AlignConfig:
+        cfg = from_mapping(cls, d, "align")
+        if cfg.policy not in POLICIES:
+            raise ValueError(f"align.policy must be one of {POLICIES}, got {cfg.policy!r}")
+        return cfg
 
     @property
     def limits(self) -> DecodeLimits:

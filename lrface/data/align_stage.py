@@ -116,10 +116,8 @@ def run_align(params: Params, dataset: str, progress: bool = True) -> dict[str, 
     if address != "local":
         check_reachable(address)
     spec = DatasetSpec.from_params(params, dataset)
-    acfg = params.section("align")
-    config = AlignConfig(**{k: acfg[k] for k in AlignConfig.__dataclass_fields__ if k in acfg})
-    workers = int(acfg.get("workers", 2))
-    batch_size = int(acfg.get("batch_size", 16))
+    config = AlignConfig.from_dict(params.section("align"))
+    workers, batch_size = config.workers, config.batch_size
     records = dataset_records(params, spec)
     if not records:
         raise ValueError(f"dataset {dataset!r} has no input images")

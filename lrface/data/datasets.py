@@ -10,6 +10,7 @@ from lrface.config import Params
 from lrface.data.shards import ShardSet
 from lrface.data.sources import ImageRecord, lfw_pair_records, read_lfw_pairs
 from lrface.data.splits import training_records
+from lrface.typed import from_mapping
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,12 @@ class DatasetSpec:
         datasets = params.section("data")["datasets"]
         if name not in datasets:
             raise ValueError(f"unknown dataset {name!r}; params.yaml data.datasets has {sorted(datasets)}")
-        spec = cls(name=name, **datasets[name])
+        return cls.from_mapping(name, datasets[name])
+
+    @classmethod
+    def from_mapping(cls, name: str, d: dict[str, Any] | None) -> DatasetSpec:
+        """``data.datasets.<name>``, checked: unknown keys and bad values fail naming the param."""
+        spec = from_mapping(cls, {"name": name, **(d or {})}, f"data.datasets.{name}")
         if spec.role not in ("test", "train"):
             raise ValueError(f"data.datasets.{name}.role must be 'test' or 'train', got {spec.role!r}")
         if spec.folds is not None and len(set(spec.folds)) < 2:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from lrface.sizes import parse_size, size_name
+from lrface.typed import from_mapping
 
 KERNELS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -23,32 +26,6 @@ KERNELS = {
     "box": Image.Resampling.BOX,
     "lanczos": Image.Resampling.LANCZOS,
 }
-
-
-HR_SIZE = "112x96"
-
-
-def both_lr(size: str) -> str:
-    """The label of a pair with both faces at ``size`` (evaluation cells, thresholds): ``14x12-14x12``."""
-    return f"{size}-{size}"
-
-
-def is_both_lr(label: str) -> bool:
-    return "-" in label
-
-
-def size_name(hw: tuple[int, int]) -> str:
-    """(14, 12) -> '14x12' (height x width)."""
-    return f"{hw[0]}x{hw[1]}"
-
-
-def parse_size(name: str) -> tuple[int, int]:
-    """'14x12' -> (14, 12)."""
-    h, _, w = name.partition("x")
-    try:
-        return int(h), int(w)
-    except ValueError as e:
-        raise ValueError(f"bad size {name!r}, expected HEIGHTxWIDTH") from e
 
 
 @dataclass(frozen=True)
@@ -65,6 +42,19 @@ class SurveillanceConfig:
     jpeg_prob: float = 0.7
     jpeg_quality: tuple[int, int] = (30, 90)
 
+    def check(self) -> None:
+        """Out-of-range values fail at load time, naming the param."""
+        for key in ("blur_prob", "motion_prob", "jpeg_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"degrade.surveillance.{key} must be within [0, 1], got {getattr(self, key)}")
+        bounds = {"blur_sigma": (0.0, None), "noise_sigma": (0.0, None), "motion_length": (1, None),
+                  "jpeg_quality": (1, 100)}
+        for key, (lo, hi) in bounds.items():
+            pair = getattr(self, key)
+            if len(pair) != 2 or pair[0] > pair[1] or pair[0] < lo or (hi is not None and pair[1] > hi):
+                span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+                raise ValueError(f"degrade.surveillance.{key} must be a [low, high] range {span}, got {list(pair)}")
+
 
 @dataclass(frozen=True)
 class DegradeConfig:
@@ -75,16 +65,12 @@ class DegradeConfig:
     surveillance: SurveillanceConfig = field(default_factory=SurveillanceConfig)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DegradeConfig:
-        d = dict(d)
-        surv = dict(d.pop("surveillance", {}) or {})
-        for k in ("blur_sigma", "motion_length", "noise_sigma", "jpeg_quality"):
-            if k in surv:
-                surv[k] = tuple(surv[k])
-        cfg = cls(sizes=tuple(d.pop("sizes", cls.sizes)), kernel=d.pop("kernel", "bicubic"),
-                  surveillance=SurveillanceConfig(**surv))
-        if d:
-            raise ValueError(f"unknown degrade params: {sorted(d)}")
+    def from_dict(cls, d: dict[str, Any] | None) -> DegradeConfig:
+        d = dict(d or {})
+        surv = from_mapping(SurveillanceConfig, d.pop("surveillance", None), "degrade.surveillance",
+                            tuples=("blur_sigma", "motion_length", "noise_sigma", "jpeg_quality"))
+        surv.check()
+        cfg = replace(from_mapping(cls, d, "degrade", tuples=("sizes",)), surveillance=surv)
         if cfg.kernel not in KERNELS:
             raise ValueError(f"degrade.kernel must be one of {sorted(KERNELS)}, got {cfg.kernel!r}")
         for s in cfg.sizes:
@@ -164,7 +150,7 @@ def small_face_frame(image: np.ndarray, landmarks: np.ndarray, width_px: float,
 
     Returns the frame and the landmarks in it. ``width_px=12`` gives a face of 14x12 size.
     """
-    from lrface.inference import face_width
+    from lrface.data.align import face_width
 
     scale = width_px / face_width(np.asarray(landmarks, np.float64))
     h, w = image.shape[:2]

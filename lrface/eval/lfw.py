@@ -23,13 +23,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lrface.data.degrade import HR_SIZE, both_lr
+from lrface.code_digest import code_digest
 from lrface.data.shards import ShardSet, lr_column, manifest_digest
 from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
 from lrface.data.tensors import png_to_tensor
 from lrface.eval.methods import Restorer
 from lrface.eval.verification import Roc, auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
 from lrface.models.mobilefacenet import FrozenFRNet
+from lrface.sizes import HR_SIZE, both_lr
 
 
 @dataclass
@@ -150,7 +151,9 @@ class LfwEvaluator:
     def _cached(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
         if self.cache_dir is None:
             return compute()
-        digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{key}".encode()).hexdigest()
+        # the shards, FRNet (weights and precision), the method's weights and the code that embeds
+        code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", "models", "data/tensors.py")
+        digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():
             return np.load(path)

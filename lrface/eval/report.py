@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.data.degrade import HR_SIZE, both_lr, is_both_lr
 from lrface.eval.lfw import Result
 from lrface.eval.methods import Restorer
 from lrface.eval.verification import threshold_at_far
+from lrface.sizes import HR_SIZE, both_lr, is_both_lr
 
 DECISION_FARS = (1e-2, 1e-3)  # FARs at which a verification threshold is published
 

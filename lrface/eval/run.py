@@ -13,8 +13,10 @@ from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
+from lrface.eval.config import EvaluateConfig
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
+from lrface.losses import LossConfig
 from lrface.models import model_size
 from lrface.models.precision import resolve_precision
 from lrface.models.summary import weights_digest
@@ -33,16 +35,16 @@ class EvalOutput:
 def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: bool = True,
                  track: bool = True) -> EvalOutput:
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
-    cfg = params.section("evaluate")
+    cfg = EvaluateConfig.from_dict(params.section("evaluate"))
     ws = params.workspace()
     storage.check(ws.uri)
     if ws.remote:  # what this driver reads: the models' summaries and the feature cache
         ws.pull("models", missing_ok=True)
         ws.pull("cache/features", missing_ok=True)
-    specs = expand_methods(params, list(methods if methods is not None else cfg.get("methods") or []))
+    specs = expand_methods(params, list(methods if methods is not None else cfg.methods))
     if "bicubic" not in specs:
         specs.insert(0, "bicubic")
-    isr = params.section("loss").get("isr_resize", "bicubic")
+    isr = LossConfig.from_dict(params.section("loss")).isr_resize
     if track or any(s.startswith(("models:/", "runs:/")) for s in specs):
         from lrface.tracking import setup_mlflow
 
@@ -51,26 +53,26 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     frnet_path = params.path("frnet_checkpoint")
     frnet = load_frnet(frnet_path, precision=resolve_precision(params.get_dotted("frnet.precision", "auto")))
     frnet_sha = f"{sha256_file(frnet_path)}-{frnet.precision}"  # feature caches: weights and arithmetic
-    spec = DatasetSpec.from_params(params, cfg.get("dataset", "lfw"))
+    spec = DatasetSpec.from_params(params, cfg.dataset)
     shards = open_shards(params, spec.name)
     data = load_lfw(shards, data_path(params, spec.pairs), spec.folds)
-    out = params.path("work_dir") / cfg.get("out_dir", "reports")
+    out = params.path("work_dir") / cfg.out_dir
     ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=params.path("work_dir") / "cache" / "features",
-                      batch_size=int(cfg.get("batch_size", 128)), progress=progress)
+                      batch_size=cfg.batch_size, progress=progress)
 
     results = [ev.evaluate_hr()]
-    for size in cfg["sizes"]:
+    for size in cfg.sizes:
         for r in restorers:
             results.append(ev.evaluate(r, size))  # features cached by the model's weights digest
-    if cfg.get("both_lr", True):  # both faces low-resolution: calibrates LR-vs-LR verification
-        for size in cfg["sizes"]:
+    if cfg.both_lr:  # both faces low-resolution: calibrates LR-vs-LR verification
+        for size in cfg.sizes:
             for r in restorers:
                 results.append(ev.evaluate_both_lr(r, size))
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
     files["grid"] = _grid(data, restorers, cfg, out / "sr_grid.png")
-    complexity = _complexity(frnet, restorers, [int(b) for b in cfg.get("timing_batches", [1, 64])])
+    complexity = _complexity(frnet, restorers, list(cfg.timing_batches))
     files["complexity"] = out / "complexity.json"
     files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
     metrics = {"lfw": report.metrics_dict(results), "pairs": len(data.pairs),
@@ -83,19 +85,19 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
         digests = {r.name: weights_digest(r.model).hexdigest() for r in restorers if isinstance(r, SRNetRestorer)}
         run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris, digests)
         metrics["mlflow_runs"] = run_ids
-        if cfg.get("promote_by"):  # so `lrface verify` has a champion right after `dvc repro`
+        if cfg.promote_by:  # so `lrface verify` has a champion right after `dvc repro`
             from lrface.eval.registry import promote
 
             try:
-                metrics["promotion"] = promote(str(cfg["promote_by"]))
+                metrics["promotion"] = promote(cfg.promote_by)
             except ValueError as e:  # no evaluated version has that metric (e.g. size not evaluated)
                 metrics["promotion"] = {"skipped": str(e)}
-    files["metrics"] = params.path("work_dir") / cfg.get("metrics_file", "metrics.json")
+    files["metrics"] = params.path("work_dir") / cfg.metrics_file
     files["metrics"].write_text(json.dumps(metrics, indent=2) + "\n")
-    ws.remove(cfg.get("metrics_file", "metrics.json"))  # the old one must not vouch for new reports
-    ws.push(cfg.get("out_dir", "reports"))
+    ws.remove(cfg.metrics_file)  # the old one must not vouch for new reports
+    ws.push(cfg.out_dir)
     ws.push("cache/features", skip_existing=True)
-    ws.push(cfg.get("metrics_file", "metrics.json"))  # last: the evaluation is complete
+    ws.push(cfg.metrics_file)  # last: the evaluation is complete
     return EvalOutput(results, out, files, metrics, run_ids)
 
 
@@ -120,13 +122,13 @@ def expand_methods(params: Params, specs: list[str]) -> list[str]:
 
 
 def _grid(data, restorers, cfg, path: Path) -> Path:
-    n = int(cfg.get("grid_pairs", 6))
+    n = cfg.grid_pairs
     # fixed, spread-out probes: the first same-identity pair of each of the first n folds
     picks = [next(i for i, p in enumerate(data.pairs) if p.fold == f and p.same)
              for f in sorted({p.fold for p in data.pairs})[:n]]
     rows = data.probe_rows[picks]
     col = lambda c: png_to_tensor([data.table.column(c)[int(i)].as_py() for i in rows])  # noqa: E731
-    lr = {s: col(f"lr_{s}_png") for s in ("7x6", "14x12", "28x24") if s in cfg["sizes"]}
+    lr = {s: col(f"lr_{s}_png") for s in ("7x6", "14x12", "28x24") if s in cfg.sizes}
     return sr_grid(col("hr_png"), lr, [(r.name, r) for r in restorers], path)
 
 

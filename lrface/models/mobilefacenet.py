@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-FACE_HEIGHT = 112
-FACE_WIDTH = 96
+from lrface.sizes import FACE_HEIGHT, FACE_WIDTH
+
 EMBEDDING_DIM = 128
 
 # (expansion t, output channels c, repeats n, first stride s)

@@ -12,11 +12,29 @@ bf16 there only for forward passes; on a GPU with bf16, both.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from lrface.typed import from_mapping
+
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class FrnetConfig:
+    """The ``frnet`` section."""
+
+    precision: str = "auto"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> FrnetConfig:
+        cfg = from_mapping(cls, dict(d or {}), "frnet")
+        resolve_precision(cfg.precision)  # checks the value
+        return cfg
 
 
 @functools.cache

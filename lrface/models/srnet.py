@@ -47,7 +47,7 @@ class SRNetConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SRNetConfig:
         """Build from a mapping, rejecting unknown keys (typos in params.yaml fail loudly)."""
-        cfg = from_mapping(cls, d, "model (SRNet)", tuples=("rgb_mean",))
+        cfg = from_mapping(cls, d, "model", tuples=("rgb_mean",))
         cfg.validate()
         return cfg
 

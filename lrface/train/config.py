@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lrface.locations import run_name, sweep_of
+from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping
-
-FACTOR_SIZES = {4: "28x24", 8: "14x12", 16: "7x6"}
 
 
 @dataclass(frozen=True)

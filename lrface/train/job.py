@@ -27,15 +27,13 @@ from lrface.data.shards import lr_column, manifest_digest
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.train.config import FACTOR_SIZES, TrainConfig, train_config
+from lrface.sizes import FACTOR_SIZES
+from lrface.train.config import TrainConfig, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
+from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
 from lrface.train.warm_start import init_weights
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
 
 
 @dataclass

@@ -34,12 +34,11 @@ import torch
 import torch.distributed as dist
 
 from lrface.checkpoints import load_frnet, load_srnet
-from lrface.data.shards import lr_column
-from lrface.data.tensors import png_to_tensor
-from lrface.losses import JointLoss
+from lrface.losses import JointLoss, LossConfig
 from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.train.config import FACTOR_SIZES, TrainConfig
+from lrface.train.config import TrainConfig
+from lrface.train.step import make_batch, train_step
 from lrface.train.validation import Validator
 
 STATE_FILE = "state.pt"
@@ -58,15 +57,37 @@ def _infinite_batches(shard, batch_size: int) -> Iterator[dict[str, Any]]:
             raise RuntimeError(f"training shard has fewer than {batch_size} rows per worker")
 
 
-def _decode(col: Any) -> torch.Tensor:
-    return png_to_tensor([bytes(b) for b in col])
+class Progress:
+    """Rank 0's progress line every ``log_every`` steps: a bar, step, losses, samples/s, time left."""
+
+    def __init__(self, name: str, total: int, start: int) -> None:
+        self.name, self.total, self.start, self.t0 = name, total, start, time.perf_counter()
+
+    def __call__(self, step: int, m: dict[str, float]) -> None:
+        done = step / self.total
+        rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)  # steps/s since (re)start
+        left = (self.total - step) / rate if rate > 0 else float("inf")
+        bar = "#" * int(20 * done) + "-" * (20 - int(20 * done))
+        eta = f"{int(left // 60)}:{int(left % 60):02d}" if math.isfinite(left) else "?"
+        print(f"{self.name} [{bar}] {100 * done:3.0f}% step {step}/{self.total} | loss {m['train/loss']:.4f} "
+              f"(image {m['train/loss_image']:.4f}, identity {m['train/loss_id']:.4f}) | "
+              f"{m['train/samples_per_s']:.1f} samples/s | {eta} left", flush=True)
 
 
-def _all_ranks_finite(value: float, device: torch.device) -> bool:
-    ok = torch.tensor([1.0 if math.isfinite(value) else 0.0], device=device)
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    return bool(ok.item() == 1.0)
+class FiniteOnAllRanks:
+    """Is this step's loss finite on every rank? (an all-reduce, so all ranks stop together).
+    ``nan_at_step`` (fault injection, tests) makes the loss of that step NaN."""
+
+    def __init__(self, device: torch.device, nan_at_step: int | None = None) -> None:
+        self.device, self.nan_at_step = device, nan_at_step
+        self.step, self.last = 0, float("nan")
+
+    def __call__(self, value: float) -> bool:
+        self.last = float("nan") if self.nan_at_step == self.step else value
+        ok = torch.tensor([1.0 if math.isfinite(self.last) else 0.0], device=self.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item() == 1.0)
 
 
 class MlflowLogger:
@@ -170,50 +191,32 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     last_good = _state_bytes(snapshot()) if rank == 0 else b""  # what a non-finite stop keeps
     ddp = ray.train.torch.prepare_model(model)
     nodes = _gather_nodes(node_id)
-    loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha,
-                        config["loss"].get("mr_resize", "bicubic"), config["loss"].get("isr_resize", "bicubic"))
+    lcfg = LossConfig.from_dict(config["loss"])
+    loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha, lcfg.mr_resize, lcfg.isr_resize)
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
     log.tag("lrface.train_nodes", ",".join(sorted(set(nodes))))
     hr_lookup = ray.get(config["hr_features"]) if config.get("hr_features") is not None and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
-        validator = Validator(ray.get(config["val_set"]), frnet, config["loss"].get("isr_resize", "bicubic"),
-                              device)
+        validator = Validator(ray.get(config["val_set"]), frnet, lcfg.isr_resize, device)
     if restored:
         log.metrics({"train/resumed_from_step": step}, step)
     batches = _infinite_batches(ray.train.get_dataset_shard("train"), tcfg.batch_size // world)
     fault = config.get("fault") or {}
     sums: dict[str, float] = {"loss": 0.0, "loss_image": 0.0, "loss_id": 0.0, "data_s": 0.0, "step_s": 0.0}
     count = 0
+    progress = Progress(tcfg.run_name, tcfg.steps, step) if rank == 0 else None
+    finite = FiniteOnAllRanks(device, fault.get("nan_at_step"))
     while step < tcfg.steps:
         t0 = time.perf_counter()
-        batch = next(batches)
-        # Per-step generators: the scale is the same on every rank, flips differ per rank, and
-        # both continue exactly after a restore (they depend on seed, step and rank only).
-        scale_rng = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + step)
-        flip_rng = torch.Generator().manual_seed((tcfg.seed * 1_000_003 + step) * 64 + rank + 1)
-        factor = tcfg.factors[int(torch.randint(len(tcfg.factors), (1,), generator=scale_rng))]
-        hr = _decode(batch["hr_png"])
-        lr = _decode(batch[lr_column(FACTOR_SIZES[factor])])
-        flip = torch.zeros(hr.shape[0], dtype=torch.bool)
-        if tcfg.flip:
-            flip = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
-            hr[flip] = hr[flip].flip(-1)
-            lr[flip] = lr[flip].flip(-1)
-        hr, lr = hr.to(device), lr.to(device)
-        hr_feats = hr_lookup(batch["sample_id"], flip, device) if hr_lookup is not None else None
+        batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device)
         t_data = time.perf_counter() - t0
-        parts = loss_fn(ddp(lr), hr, hr_feats)
-        value = float(parts.total.detach())
-        if fault.get("nan_at_step") == step + 1:
-            value = float("nan")
-        if not _all_ranks_finite(value, device):
-            _report_non_finite(rank, step + 1, value, last_good)
+        finite.step = step + 1
+        parts = train_step(ddp, loss_fn, opt, sched, batch, finite)
+        if parts is None:
+            _report_non_finite(rank, step + 1, finite.last, last_good)
             return
-        opt.zero_grad(set_to_none=True)
-        parts.total.backward()
-        opt.step()
-        sched.step()
+        value = finite.last
         step += 1
         count += 1
         for k, v in (("loss", value), ("loss_image", float(parts.image.detach())),
@@ -230,6 +233,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             metrics["train/data_share"] = sums["data_s"] / sums["step_s"]
             metrics["train/lr"] = sched.get_last_lr()[0]
             log.metrics(metrics, step)
+            if progress is not None:
+                progress(step, metrics)
             sums = dict.fromkeys(sums, 0.0)
             count = 0
         if validator is not None and (step % tcfg.validate_every == 0 or step == tcfg.steps):

@@ -15,7 +15,7 @@ from lrface.data.shards import ShardSet, lr_column
 from lrface.data.tensors import iter_face_batches
 from lrface.losses import resize, to_face_size
 from lrface.models.srnet import SRNet
-from lrface.train.config import FACTOR_SIZES
+from lrface.sizes import FACTOR_SIZES
 from lrface.train.metrics import psnr, ssim
 
 

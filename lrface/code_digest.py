@@ -1,0 +1,24 @@
+"""A digest of lrface's own source, for cache keys that must miss when the code they cache changes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+LRFACE_ROOT = Path(__file__).resolve().parent
+
+
+def code_digest(*parts: str) -> str:
+    """sha256 over the ``.py`` files of the given lrface sub-packages / modules (relative to the
+    package, e.g. ``"train"``, ``"losses.py"``) plus every top-level module of the package (config,
+    storage, checkpoints...: shared plumbing, so an edit there conservatively misses every cache)."""
+    files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py"))
+    for part in parts:
+        target = LRFACE_ROOT / part
+        if not target.exists():
+            raise FileNotFoundError(f"code_digest: no lrface module {part!r} ({target})")
+        files += sorted(target.rglob("*.py")) if target.is_dir() else [target]
+    h = hashlib.sha256()
+    for f in dict.fromkeys(files):
+        h.update(f.relative_to(LRFACE_ROOT).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()

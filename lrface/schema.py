@@ -1,0 +1,105 @@
+"""params.yaml's schema: one typed config class per section, checked when params are loaded.
+
+Every section is a frozen dataclass built by :func:`lrface.typed.from_mapping`, so an unknown key
+(a typo) fails with its dotted name (``unknown param train.stpes``) before any work starts, and
+a value out of range fails naming its param. The classes live with the code that owns each
+section; the small ones that no single module owns live here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lrface.typed import from_mapping
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_root: str = "../shared/data"
+    frnet_checkpoint: str = "../shared/weights/mobilefacenet_casia_112x96.ckpt"
+    work_dir: str = "data"
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = "local"  # empty/local: a loopback-only local Ray; "auto", "ray://head:10001"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    rows_per_shard: int = 2000
+    split_seed: int = 0
+    datasets: dict[str, Any] | None = None  # name -> lrface.data.datasets.DatasetSpec
+
+
+@dataclass(frozen=True)
+class OrchestrationConfig:
+    parallel_trainings: int | str = "auto"
+    prefect_api_url: str | None = ""
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str | None = ""
+    registry_uri: str | None = ""
+    artifact_root: str | None = ""
+    experiment: str = "lrface"
+
+
+def _plain(cls: type) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda d, cls=cls: from_mapping(cls, dict(d or {}), _SECTION_OF[cls])
+
+
+_SECTION_OF = {PathsConfig: "paths", RayConfig: "ray", DataConfig: "data", OrchestrationConfig: "orchestration",
+               MlflowConfig: "mlflow"}
+
+
+def _data(d: Mapping[str, Any]) -> DataConfig:
+    from lrface.data.datasets import DatasetSpec
+
+    cfg = _plain(DataConfig)(d)
+    for name, spec in (cfg.datasets or {}).items():
+        DatasetSpec.from_mapping(name, spec)
+    return cfg
+
+
+def _orchestration(d: Mapping[str, Any]) -> OrchestrationConfig:
+    cfg = _plain(OrchestrationConfig)(d)
+    width = cfg.parallel_trainings
+    if width != "auto" and not (isinstance(width, int) and width >= 1):
+        raise ValueError(f"orchestration.parallel_trainings must be auto or an integer >= 1, got {width!r}")
+    return cfg
+
+
+def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+    """Section name -> the function that builds (and so checks) its typed config."""
+    from lrface.data.align import AlignConfig
+    from lrface.data.degrade import DegradeConfig
+    from lrface.eval.config import EvaluateConfig
+    from lrface.inference import InferenceConfig
+    from lrface.losses import LossConfig
+    from lrface.models.precision import FrnetConfig
+    from lrface.models.srnet import SRNetConfig
+    from lrface.train.config import TrainConfig
+
+    return {
+        "paths": _plain(PathsConfig), "model": SRNetConfig.from_dict, "frnet": FrnetConfig.from_dict,
+        "loss": LossConfig.from_dict, "ray": _plain(RayConfig), "data": _data, "align": AlignConfig.from_dict,
+        "degrade": DegradeConfig.from_dict, "evaluate": EvaluateConfig.from_dict,
+        "orchestration": _orchestration, "inference": InferenceConfig.from_dict,
+        "mlflow": _plain(MlflowConfig), "train": TrainConfig.from_dict,
+    }
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Build every section present; the first unknown key or bad value raises ``ValueError``."""
+    known = sections()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"unknown params section{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                         f"(params.yaml has: {', '.join(known)})")
+    for name, build in known.items():
+        if name in params:
+            build(params[name] or {})

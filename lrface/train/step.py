@@ -1,0 +1,73 @@
+"""One SRNet optimisation step, free of Ray: build a batch from shard rows, then step.
+
+The training loop (:mod:`lrface.train.loop`) calls these once per step on every worker; tests call
+them directly on a model and a few real faces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lrface.data.shards import lr_column
+from lrface.data.tensors import png_to_tensor
+from lrface.losses import JointLoss, LossParts
+from lrface.sizes import FACTOR_SIZES
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+
+
+@dataclass
+class Batch:
+    """LR inputs, their HR targets (flipped alike) and, when precomputed, f(HR)."""
+
+    lr: torch.Tensor
+    hr: torch.Tensor
+    factor: int
+    hr_features: torch.Tensor | None = None
+
+
+def step_rngs(seed: int, step: int, rank: int) -> tuple[torch.Generator, torch.Generator]:
+    """(scale, flip) generators of one step: the scale is the same on every rank, flips differ per
+    rank, and both continue exactly after a restore (they depend on seed, step and rank only)."""
+    base = seed * 1_000_003 + step
+    return torch.Generator().manual_seed(base), torch.Generator().manual_seed(base * 64 + rank + 1)
+
+
+def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
+               hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu") -> Batch:
+    """Decode shard ``rows`` (``hr_png``, ``lr_<size>_png``, ``sample_id``) into a training batch:
+    one downscale factor drawn for the step, random horizontal flips, f(HR) looked up if given."""
+    scale_rng, flip_rng = step_rngs(seed, step, rank)
+    factor = factors[int(torch.randint(len(factors), (1,), generator=scale_rng))]
+    hr = png_to_tensor([bytes(b) for b in rows["hr_png"]])
+    lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[factor])]])
+    flipped = torch.zeros(hr.shape[0], dtype=torch.bool)
+    if flip:
+        flipped = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
+        hr[flipped] = hr[flipped].flip(-1)
+        lr[flipped] = lr[flipped].flip(-1)
+    feats = hr_lookup(rows["sample_id"], flipped, device) if hr_lookup is not None else None
+    return Batch(lr.to(device), hr.to(device), factor, feats)
+
+
+def train_step(model: torch.nn.Module, loss_fn: JointLoss, opt: torch.optim.Optimizer,
+               sched: torch.optim.lr_scheduler.LRScheduler | None, batch: Batch,
+               finite: Callable[[float], bool] = math.isfinite) -> LossParts | None:
+    """Forward, joint loss, backward, optimiser and scheduler step. Returns the loss parts, or None
+    without touching the weights when ``finite(loss)`` says no (the loop agrees on it across ranks)."""
+    parts = loss_fn(model(batch.lr), batch.hr, batch.hr_features)
+    if not finite(float(parts.total.detach())):
+        return None
+    opt.zero_grad(set_to_none=True)
+    parts.total.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return parts
