@@ -78,7 +78,7 @@ def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     from lrface.data.align import AlignConfig
     from lrface.data.degrade import DegradeConfig
     from lrface.eval.config import EvaluateConfig
-    from lrface.inference import InferenceConfig
+    from lrface.inference.config import InferenceConfig
     from lrface.losses import LossConfig
     from lrface.models.precision import FrnetConfig
     from lrface.models.srnet import SRNetConfig

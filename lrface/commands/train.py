@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="run name (default: srnet-alpha<alpha>); the same name resumes")
 
 
-KEEP = ("step", "val/idcos_14x12", "val_bicubic/idcos_14x12", "val/psnr_14x12", "val_bicubic/psnr_14x12")
+KEEP = ("step", "train/samples_per_s", "train/data_share",
+        *(f"{k}/{m}_{s}" for s in ("7x6", "14x12", "28x24") for m in ("idcos", "psnr") for k in ("val", "val_bicubic")))
 
 
 def train(params: Params, alpha: float | None = None, name: str | None = None,

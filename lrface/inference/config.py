@@ -1,0 +1,31 @@
+"""The ``inference`` section of params.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lrface.typed import from_mapping
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """The ``inference`` section of params.yaml."""
+
+    sr_below_px: float = 40.0  # aligned-crop width below which SRNet is used
+    min_face_px: float = 6.0  # below this (a 7x6 face) nothing is guessed
+    min_score: float = 0.9
+    min_face_size: int = 20  # MTCNN's smallest face at the detection scale
+    detect_upscales: tuple[int, ...] = (1, 2, 4, 8)  # tried in turn until a face is found
+    detect_max_pixels: int = 12_000_000  # largest upscaled frame handed to MTCNN
+    max_pixels: int = 40_000_000  # larger inputs are refused (decompression bombs)
+    min_side: int = 8
+    far: float = 1e-3  # the false accept rate the decision threshold is taken at
+    threshold: float | None = None  # a fixed threshold instead (overrides the evaluation's)
+    batch_size: int = 32
+    isr_resize: str = "bicubic"
+    srnet: str | None = "models:/lrface-srnet@champion"  # or a checkpoint path; null = bicubic
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> InferenceConfig:
+        return from_mapping(cls, d, "inference", tuples=("detect_upscales",))
