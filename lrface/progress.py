@@ -33,8 +33,12 @@ def progress(iterable: Iterable | None = None, *, total: int | None = None, desc
     from tqdm import tqdm
 
     to_log = os.environ.get("LRFACE_PROGRESS") == "log"
-    if to_log and LOGGER.level == logging.NOTSET:
-        LOGGER.setLevel(logging.INFO)
+    if to_log:
+        if LOGGER.level == logging.NOTSET:
+            LOGGER.setLevel(logging.INFO)
+        # tqdm's monitor thread would log from outside the caller's context (e.g. a Prefect flow
+        # run's, which its log handler needs): only the caller's own thread writes lines
+        tqdm.monitor_interval = 0
     tty = sys.stderr.isatty() and not to_log
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable,
                 mininterval=0.5 if tty else log_interval, ascii=not tty, dynamic_ncols=tty,

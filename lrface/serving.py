@@ -87,9 +87,21 @@ def _face_index(value, field: str) -> int:
 
 def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_path: str | Path,
                  register: bool = True) -> str:
-    """Log the verifier as a pyfunc model in a new MLflow run; returns its model URI."""
-    import mlflow
+    """Log the verifier as a pyfunc model in a new MLflow run and register it; returns its model
+    URI. A verifier registered before with the same weights, settings and thresholds is reused,
+    so serving the same thing again adds no version."""
+    import hashlib
 
+    import mlflow
+    from mlflow import MlflowClient
+
+    digest = hashlib.sha256(f"{verifier.fingerprint}/{json.dumps(verifier.thresholds, sort_keys=True)}".encode())
+    fingerprint = digest.hexdigest()[:32]
+    if register:
+        same = MlflowClient().search_model_versions(
+            f"name = '{VERIFIER_MODEL}' and tags.`lrface.fingerprint` = '{fingerprint}'")
+        if same:
+            return f"models:/{VERIFIER_MODEL}/{max(int(v.version) for v in same)}"
     with tempfile.TemporaryDirectory() as d, mlflow.start_run(run_name="lrface-verifier",
                                                                tags={"lrface.kind": "serving"}):
         meta = Path(d) / "meta.json"
@@ -103,5 +115,6 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
                                        artifacts=artifacts, pip_requirements=PIP_REQUIREMENTS)
         if not register:
             return info.model_uri
-        mv = mlflow.register_model(info.model_uri, VERIFIER_MODEL, tags={"srnet": verifier.model_name})
+        mv = mlflow.register_model(info.model_uri, VERIFIER_MODEL,
+                                   tags={"srnet": verifier.model_name, "lrface.fingerprint": fingerprint})
         return f"models:/{VERIFIER_MODEL}/{mv.version}"
