@@ -69,9 +69,11 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert set(cells) == {("hr", "112x96")} | {(m, s) for m in ["bicubic", *names] for s in sizes}
     hr = cells["hr", "112x96"]
     assert hr.acc >= 0.85 and len(hr.fold_accuracies) == 2  # real faces, real checkpoint
-    assert cells["bicubic", "28x24"].auc > cells["bicubic", "7x6"].auc - 0.05
-    for r in out.results:
-        assert 0 <= r.acc <= 1 and 0 <= r.auc <= 1 and 0 <= r.tar_at_far_1e3 <= 1
+    # more pixels, better recognition: on real faces bicubic at 28x24 beats 7x6, and hr beats both
+    assert cells["bicubic", "28x24"].acc > cells["bicubic", "7x6"].acc
+    assert cells["bicubic", "28x24"].auc > cells["bicubic", "7x6"].auc
+    assert hr.auc >= cells["bicubic", "28x24"].auc
+    assert cells["bicubic", "7x6"].acc < 0.9  # 7x6 faces are hard: a broken degradation would not be
     for name in ("lfw_table.md", "lfw_table.csv", "lfw_results.json", "roc_7x6.png", "roc_28x24.png",
                  "sr_grid.png", "complexity.json"):
         assert (out.out_dir / name).is_file(), name

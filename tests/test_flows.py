@@ -65,18 +65,19 @@ def test_cache_key_notices_an_edited_function(tmp_path, monkeypatch):
     assert stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py")) != before
 
 
-def test_sweep_width(tmp_path):
+def test_sweep_width(tmp_path, monkeypatch):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["orchestration"]["parallel_trainings"] = 3
     path = Path(tmp_path / "p.yaml")
     path.write_text(yaml.safe_dump(params))
     assert parallel_trainings(str(path), None) == 3
     params["orchestration"]["parallel_trainings"] = "auto"
-    params["train"].update(num_workers=2, threads_per_worker=1)
     path.write_text(yaml.safe_dump(params))
-    import os
-
-    assert parallel_trainings(str(path), None) == max(1, (os.cpu_count() or 1) // 3)
+    # auto on a local Ray: CPUs over what one job holds (its workers' threads + its trainer)
+    for cpus, workers, threads, width in ((8, 2, 1, 2), (8, 1, 1, 4), (16, 2, 3, 2), (2, 2, 1, 1), (1, 4, 1, 1)):
+        monkeypatch.setattr("os.cpu_count", lambda n=cpus: n)
+        over = {"train.num_workers": workers, "train.threads_per_worker": threads, "train.batch_size": 4 * workers}
+        assert parallel_trainings(str(path), over) == width, (cpus, workers, threads)
 
 
 def test_progress_lines_go_to_the_lrface_logger_in_flows(monkeypatch, caplog):

@@ -61,6 +61,21 @@ def test_best_threshold_is_mean_of_optimal_grid_points():
     assert th == pytest.approx((0.2 + 0.5999) / 2, abs=1e-4)
 
 
+def test_thresholds_come_from_the_other_folds_not_the_test_fold():
+    """Fold 0's genuine pairs score around 0.2, every other fold's around 0.8 (impostors around
+    0.0 and 0.6): a threshold picked on folds 1-9 (about 0.7) rejects all of fold 0's genuine pairs
+    and accepts none of its impostors, so fold 0 scores exactly 50 %. A threshold picked on the
+    test fold itself would score 100 % there."""
+    folds = np.repeat(np.arange(10), 20)
+    same = np.tile(np.r_[np.ones(10, bool), np.zeros(10, bool)], 10)
+    scores = np.where(same, 0.8, 0.6)
+    scores[folds == 0] = np.where(same[folds == 0], 0.2, 0.0)
+    res = kfold_score_accuracy(scores, same, folds)
+    assert res.accuracies[0] == pytest.approx(0.5)
+    assert np.all(res.accuracies[1:] == 1.0)
+    assert 0.6 < res.thresholds[0] < 0.8  # picked where folds 1-9 separate
+
+
 def test_kfold_accuracy_separable_and_random():
     rng = np.random.default_rng(1)
     n = 600
