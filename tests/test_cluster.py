@@ -67,7 +67,7 @@ def cluster(tmp_path_factory):
     logs = root / "logs"
     logs.mkdir()
     params = tiny_params(root)
-    params["train"]["alphas"] = [0.5]
+    params["train"]["sweep"] = {"0.5": "srnet-init"}
     params["evaluate"]["both_lr"] = False
     head = root / "head-checkout"
     head.mkdir()

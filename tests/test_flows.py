@@ -93,3 +93,34 @@ def test_progress_lines_go_to_the_lrface_logger_in_flows(monkeypatch, caplog):
         for _ in progress(range(3), desc="features 7x6", log_interval=0):
             pass
     assert any("features 7x6" in r.getMessage() and "3/3" in r.getMessage() for r in caplog.records)
+
+
+def test_lfw_feature_cache_misses_when_the_embedding_code_changes(tmp_path, monkeypatch):
+    """The evaluation's feature cache is keyed on the code that computes the features too."""
+    import shutil
+
+    import numpy as np
+
+    import lrface.code_digest as code
+    from lrface.eval.lfw import LfwEvaluator
+
+    class Data:
+        manifest_sha256 = "m" * 64
+
+    pkg = tmp_path / "lrface"
+    shutil.copytree(code.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code, "LRFACE_ROOT", pkg)
+    ev = LfwEvaluator(None, Data(), "f" * 64, cache_dir=tmp_path / "cache", progress=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.zeros(3, np.float32)
+
+    ev._cached("bicubic/14x12", compute)
+    ev._cached("bicubic/14x12", compute)
+    assert len(calls) == 1  # a hit
+    methods = pkg / "eval" / "methods.py"
+    methods.write_text(methods.read_text().replace("return to_face_size(lr)", "return to_face_size(lr, 'area')"))
+    ev._cached("bicubic/14x12", compute)
+    assert len(calls) == 2  # bicubic's code changed: a miss, though its name did not
