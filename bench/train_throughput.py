@@ -41,7 +41,7 @@ def main() -> None:
             "train.num_workers": workers, "train.steps": args.steps, "train.batch_size": args.batch,
             "train.log_every": args.steps // 2, "train.validate_every": 10**9,
             "train.checkpoint_every": args.steps, "train.storage_path": storage, "train.register": False,
-            "train.hr_feature_cache": cached, "train.init_from": None,
+            "train.hr_feature_cache": cached, "train.sweep": {},  # every run from its own seeded init
             "frnet.precision": "fp32" if precision == "-" else precision,
         })
         t0 = time.perf_counter()

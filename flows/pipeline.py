@@ -53,9 +53,9 @@ def prepare(dataset: str, params_path: str = "params.yaml", overrides: dict[str,
 @flow(name="init", flow_run_name="init srnet")
 def init_model(params_path: str = "params.yaml", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``models/srnet-init``: the seeded random SRNet that sweep members start from."""
-    from lrface.train.warm_start import write_init_model
+    from lrface.commands.train import init_model as write
 
-    return {"model": str(write_init_model(params_of(params_path, overrides)))}
+    return write(params_of(params_path, overrides))
 
 
 @flow(name="train", flow_run_name="train alpha={alpha}")
@@ -147,6 +147,8 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
         sweep = {f"{float(a):g}": sweep.get(f"{float(a):g}", "srnet-init") for a in alphas}
     for dataset in p.section("data")["datasets"]:
         prepare(dataset, params_path, overrides)
+    if "srnet-init" in sweep.values():  # before any training, so their cache keys see it
+        init_model(params_path, overrides)
     width = parallel_trainings(params_path, overrides)
     waves = sweep_order(sweep)
     log.info("training alphas %s (in order %s), %d at a time", list(sweep), waves, width)

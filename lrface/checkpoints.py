@@ -10,6 +10,8 @@ names the file.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +107,7 @@ def save_srnet(model: SRNet, path: str | Path, extra: dict[str, Any] | None = No
         "state_dict": model.state_dict(),
         "extra": extra or {},
     }
-    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp = p.with_name(f"{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # concurrent writers
     torch.save(payload, tmp)
     tmp.replace(p)
     return p

@@ -17,14 +17,22 @@ def run_name(name: str | None, alpha: float) -> str:
     return name or f"srnet-alpha{float(alpha):g}"
 
 
+DEFAULT_SWEEP = {"0": "srnet-init", "0.5": "srnet-alpha0"}  # Ours(0) from scratch, Ours(0.5) from it
+
+
 def sweep_of(train: Mapping[str, Any]) -> dict[str, str]:
     """The ``train`` section's sweep: alpha (as its model folder spells it) -> the model it starts
-    from. The old ``train.alphas: [0, 0.5]`` still works and means every model from scratch."""
+    from. The old ``train.alphas: [0, 0.5]`` (the library still reads it; dvc.yaml needs
+    ``train.sweep``) means every model from scratch."""
     if "alphas" in train and "sweep" in train:
         raise ValueError("give train.sweep (alpha -> start model) or the old train.alphas, not both")
     if "alphas" in train:
         return {f"{float(a):g}": "srnet-init" for a in train["alphas"]}
-    return {str(k): str(v) for k, v in (train.get("sweep") or {}).items()}
+    sweep = train.get("sweep", DEFAULT_SWEEP)
+    if not isinstance(sweep, Mapping):
+        raise ValueError(f"train.sweep must map each alpha to the model it starts from "
+                         f"(e.g. {{'0': srnet-init, '0.5': srnet-alpha0}}), got {sweep!r}")
+    return {str(k): str(v) for k, v in sweep.items()}
 
 
 def checkpoint_label(path: str | Path) -> str:

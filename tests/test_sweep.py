@@ -12,8 +12,12 @@ def test_sweep_members_start_from_the_model_they_name():
     assert train_config(params, 0.5).init_from == "srnet-alpha0"
     assert train_config(params, 0.0).init_from == "srnet-init"
     assert train_config(params, 0.25).init_from is None  # outside the sweep: its own seeded init
+    # train.init_from is for a lone `lrface train` outside the sweep: DVC's stages ignore it
     explicit = {"train": {**params["train"], "init_from": "srnet-alpha0"}}
-    assert train_config(explicit, 0.0).init_from == "srnet-alpha0"
+    assert train_config(explicit, 0.0).init_from == "srnet-init"
+    assert train_config(explicit, 0.25).init_from == "srnet-alpha0"
+    with pytest.raises(ValueError, match="must map each alpha"):
+        TrainConfig.from_dict({"sweep": [0, 0.5]})
 
 
 def test_old_alphas_list_means_every_model_from_scratch():

@@ -30,6 +30,13 @@ def train(params: Params, alpha: float | None = None, name: str | None = None,
             "metrics": {k: out.metrics[k] for k in KEEP if k in out.metrics}}
 
 
+def init_model(params: Params) -> dict[str, Any]:
+    """Write ``models/srnet-init``, the seeded random SRNet sweep members may start from."""
+    from lrface.train.warm_start import write_init_model
+
+    return {"model": str(write_init_model(params))}
+
+
 def run(args: argparse.Namespace) -> int:
     print(json.dumps(train(params_from_args(args), args.alpha, args.name), indent=2))
     return 0

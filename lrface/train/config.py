@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lrface.locations import run_name, sweep_of
+from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping
 
@@ -38,15 +38,14 @@ class TrainConfig:
     placement_strategy: str = "PACK"  # Ray placement group: PACK, SPREAD (one worker per node), ...
     hr_feature_cache: bool = True  # f(HR) computed once per image and flip (FRNet is frozen)
     # The sweep (DVC stages train@<alpha>): alpha -> the model its SRNet starts from
-    sweep: dict[str, str] = field(default_factory=lambda: {"0": "srnet-init", "0.5": "srnet-alpha0"})
-    init_from: str | None = None  # this training's start (set from the sweep); None: own seeded init
+    sweep: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SWEEP))
+    init_from: str | None = None  # start of a training outside the sweep (members: the sweep's); None: seeded
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
-        if "alphas" in d or "sweep" in d:
-            d["sweep"] = sweep_of(d)
-            d.pop("alphas", None)
+        d["sweep"] = sweep_of(d)
+        d.pop("alphas", None)
         cfg = from_mapping(cls, d, "train", tuples=("factors",))
         for key in cfg.sweep:
             try:
@@ -100,7 +99,7 @@ def train_config(params: Mapping[str, Any], alpha: float | None = None, name: st
     if alpha is not None:
         cfg = replace(cfg, alpha=float(alpha))
     key = f"{cfg.alpha:g}"
-    if cfg.init_from is None and key in cfg.sweep:
+    if key in cfg.sweep:  # a sweep member starts where the sweep says (DVC tracks train.sweep)
         cfg = replace(cfg, init_from=cfg.sweep[key])
     if name is not None:
         cfg = replace(cfg, name=name)

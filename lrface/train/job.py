@@ -51,10 +51,14 @@ class TrainOutput:
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "flip", "seed", "dataset")
 
 
-def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None) -> str:
-    """``<run name>-<hash of model, loss, training identity, input shards and starting weights>``."""
+def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
+             frnet: str = "") -> str:
+    """``<run name>-<hash of model, loss, training identity, input shards, starting weights and
+    FRNet (weights and the arithmetic it trains in)>``."""
     ident = {"model": params.section("model"), "loss": params.section("loss"),
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
+    if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
+        ident["frnet"] = frnet
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -135,8 +139,11 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     except (FileNotFoundError, CheckpointError) as e:
         raise type(e)(f"FRNet checkpoint unusable: {e}") from e
     ws = params.workspace()
-    precision = params.get_dotted("frnet.precision", "auto")
-    resolve_precision(precision)  # a bad value fails here, not in a worker
+    # One arithmetic for both sides of the identity loss: f(ISR) in the workers (forward and
+    # backward, on their device) and the precomputed f(HR) here.
+    precision = resolve_precision(params.get_dotted("frnet.precision", "auto"),
+                                  "cuda" if cfg.use_gpu else "cpu", backward=True)
+    frnet_sha = sha256_file(frnet_path)
     store = storage_uri(params, cfg)
     storage.check(store)  # a missing bucket or wrong endpoint fails here, in seconds
     address = params.get_dotted("ray.address") or "local"
@@ -148,13 +155,15 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     shards = open_shards(params, cfg.dataset)
     shards.verify()
     init = init_weights(params, cfg.init_from)  # a missing or mismatched start model fails here
-    job = job_name(params, cfg, manifest_digest(shards.manifest_path), init[1] if init else None)
+    job = job_name(params, cfg, manifest_digest(shards.manifest_path), init[1] if init else None,
+                   f"{frnet_sha}-{precision}")
 
     tags = {
         "lrface.kind": "training", "lrface.train_name": cfg.run_name, "lrface.train_job": job,
         "lrface.storage_path": store,
         "lrface.git_commit": git_commit(), "lrface.shards_manifest_sha256": manifest_digest(shards.manifest_path),
-        "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": sha256_file(frnet_path),
+        "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": frnet_sha,
+        "lrface.frnet_precision": precision,
         "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
         "lrface.init_from": cfg.init_from or "seed", "lrface.init_sha256": init[1] if init else "",
     }
@@ -165,9 +174,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     ray.data.DataContext.get_current().enable_progress_bars = False  # MLflow/heartbeat show progress
     hr_features = None
     if cfg.alpha > 0 and cfg.hr_feature_cache:
-        frnet = load_frnet(frnet_path, precision=resolve_precision(precision))
+        frnet = load_frnet(frnet_path, precision=precision)
         torch.set_num_threads(os.cpu_count() or 1)
-        key = f"{sha256_file(frnet_path)}-{frnet.precision}"
+        key = f"{frnet_sha}-{precision}"
         path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards, key),
                                    progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node

@@ -35,7 +35,6 @@ import torch.distributed as dist
 
 from lrface.checkpoints import load_frnet, load_srnet
 from lrface.losses import JointLoss, LossConfig
-from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import TrainConfig
 from lrface.train.step import make_batch, train_step
@@ -166,8 +165,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(tcfg.seed + 1000 * rank)
     model_cfg = SRNetConfig.from_dict(config["model"])
     model = SRNet(model_cfg).to(device)
-    frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"]),
-                       resolve_precision(config["frnet_precision"], device, backward=True)).to(device)
+    frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"]), config["frnet_precision"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.lr_step, gamma=tcfg.lr_gamma)
     step = 0

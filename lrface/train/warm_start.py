@@ -26,24 +26,37 @@ WEIGHTS_FILE = "srnet.pt"
 def write_init_model(params: Params) -> Path:
     """``models/srnet-init``: SRNet of ``model.*`` with weights drawn from ``train.seed``."""
     seed = int(params.get_dotted("train.seed", 0))
-    torch.manual_seed(seed)
-    model = SRNet(SRNetConfig.from_dict(params.section("model")))
+    with torch.random.fork_rng(devices=[]):  # seed the draw, not the caller's RNG
+        torch.manual_seed(seed)
+        model = SRNet(SRNetConfig.from_dict(params.section("model")))
     out = model_dir(params, INIT_MODEL)
     path = save_srnet(model, out / WEIGHTS_FILE, extra={"step": 0, "seed": seed})
-    (out / TRAIN_SUMMARY).write_text(json.dumps({"name": INIT_MODEL, "step": 0, "seed": seed}, indent=2) + "\n")
+    summary = {"name": INIT_MODEL, "step": 0, "seed": seed, "model": model.config.to_dict()}
+    (out / TRAIN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     params.workspace().push(model_rel(INIT_MODEL), last=(TRAIN_SUMMARY,))
     return path
 
 
+def init_model_is_current(params: Params) -> bool:
+    """Does ``models/srnet-init`` exist, drawn for this ``model.*`` and ``train.seed``?"""
+    ws = params.workspace()
+    summary = ws.pull(f"{model_rel(INIT_MODEL)}/{TRAIN_SUMMARY}", missing_ok=True)
+    if not summary.is_file():
+        return False
+    meta = json.loads(summary.read_text())
+    want = SRNetConfig.from_dict(params.section("model")).to_dict()
+    return meta.get("seed") == int(params.get_dotted("train.seed", 0)) and meta.get("model") == want
+
+
 def init_weights(params: Params, init_from: str | None) -> tuple[bytes, str] | None:
     """The bytes and sha256 of the SRNet checkpoint a training starts from (None: the worker's own
-    seeded initialisation). ``srnet-init`` is written when missing; another model must exist
-    (train it first) and match ``model.*``."""
+    seeded initialisation). ``srnet-init`` is (re)written when missing or made for other
+    ``model.*`` / ``train.seed``; another model must exist (train it first) and match ``model.*``."""
     if not init_from:
         return None
     ws = params.workspace()
     rel = model_rel(init_from)
-    if init_from == INIT_MODEL and not ws.exists(f"{rel}/{TRAIN_SUMMARY}"):
+    if init_from == INIT_MODEL and not init_model_is_current(params):
         write_init_model(params)
     local = ws.pull(rel, missing_ok=True, complete=TRAIN_SUMMARY) / WEIGHTS_FILE
     if not local.is_file():
