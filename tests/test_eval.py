@@ -151,3 +151,13 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
 
     direct = embed_rows(ev.frnet, data.table, data.gallery_rows, lr_column("7x6"), Bicubic())
     assert np.allclose(ev.lr_features(Bicubic(), "7x6", "gallery", cache=False), direct, atol=1e-4)
+
+
+def test_comparison_never_ranks_old_mean_subtracted_accuracy_as_plain_cosine():
+    """Evaluations before 0.2 logged the authors' mean-subtracted accuracy as acc_<size>."""
+    from lrface.eval.registry import _pick
+
+    old = {"lfw/acc_14x12": 0.9153, "lfw/acc_std_14x12": 0.0137, "lfw/auc_14x12": 0.97}
+    assert _pick(old, "lfw/") == {"acc_meansub_14x12": 0.9153, "auc_14x12": 0.97}
+    new = {"lfw/acc_14x12": 0.9167, "lfw/acc_meansub_14x12": 0.914, "lfw/acc_std_14x12": 0.01}
+    assert _pick(new, "lfw/") == {"acc_14x12": 0.9167, "acc_meansub_14x12": 0.914, "acc_std_14x12": 0.01}

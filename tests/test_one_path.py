@@ -47,3 +47,21 @@ def test_evaluation_and_verify_give_the_same_feature_for_the_same_face(frnet, wi
 
     assert np.array_equal(crop, lr)  # the same LR face, pixel for pixel
     np.testing.assert_allclose(from_verify, from_eval, rtol=0, atol=1e-6)
+
+
+def test_verify_makes_lr_faces_with_the_kernel_the_shards_used(frnet_ckpt, tmp_path):
+    from lrface.config import load_params
+    from lrface.data.degrade import downsample
+    from lrface.inference import load_verifier
+    from tests.conftest import REPO
+
+    params = load_params(REPO / "params.yaml", {"paths.work_dir": str(tmp_path), "degrade.kernel": "box",
+                                                 "paths.frnet_checkpoint": str(frnet_ckpt),
+                                                 "inference.sr_below_px": 10_000})
+    v = load_verifier(params, None, threshold=0.5)
+    image = load_rgb(LFW_DIR / "lfw-deepfunneled" / REL)
+    lm = read_landmarks_file(LFW_DIR / "reference_landmarks.txt")[REL]
+    _, size, crop = v._crop(image, DetectedFace((0.0, 0.0, 1.0, 1.0), 1.0, lm.tolist(), face_width(lm), 1), REL)
+    h, w = (int(x) for x in size.split("x"))
+    assert np.array_equal(crop, downsample(warp_face(image, lm), (h, w), "box"))
+    assert not np.array_equal(crop, downsample(warp_face(image, lm), (h, w), "bicubic"))

@@ -75,13 +75,18 @@ def test_dvc_repro_runs_every_stage_as_a_flow_run(world):
                   "evaluate"):
         assert f"Running stage '{stage}'" in out
     assert "without a flow run id" not in out
-    # train@0.5 started from train@0's model (train.sweep), a DVC dependency of that stage
-    assert out.index("Running stage 'train@0'") < out.index("Running stage 'train@0.5'")
     # MLflow (embedded SQLite in the repo's work dir): two registered versions, each evaluated.
     client = _mlflow_client(repo)
     versions = client.search_model_versions("name = 'lrface-srnet'")
     assert sorted(v.tags["alpha"] for v in versions) == ["0", "0.5"], [
         (v.version, v.tags, v.run_id, v.source) for v in versions]
+    # train@0.5 started from train@0's model, as train.sweep says, and train@0 from srnet-init
+    starts = {v.tags["alpha"]: client.get_run(v.run_id).data.tags for v in versions}
+    assert starts["0.5"]["lrface.init_from"] == "srnet-alpha0" and starts["0"]["lrface.init_from"] == "srnet-init"
+    import hashlib
+
+    alpha0 = (repo / "data" / "models" / "srnet-alpha0" / "srnet.pt").read_bytes()
+    assert starts["0.5"]["lrface.init_sha256"] == hashlib.sha256(alpha0).hexdigest()
     metrics = json.loads((repo / "data" / "metrics.json").read_text())
     evaluated = metrics["mlflow_runs"]
     # The evaluate stage promoted the best version, so `lrface verify` works right after dvc repro.

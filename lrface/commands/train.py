@@ -38,5 +38,7 @@ def init_model(params: Params) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(json.dumps(train(params_from_args(args), args.alpha, args.name), indent=2))
+    out = train(params_from_args(args), args.alpha, args.name)
+    print(json.dumps({"name": out["name"], "model": out["model"], "mlflow_run_id": out["run_id"],
+                      "model_version": out["version"], "metrics": out["metrics"]}, indent=2))
     return 0

@@ -21,7 +21,7 @@ KIND_TAG = "lrface.kind"
 
 def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha256: str,
                    frnet_sha256: str, dataset: str = "lfw", uris: dict[str, str] | None = None,
-                   digests: dict[str, str] | None = None) -> dict[str, str]:
+                   digests: dict[str, str] | None = None, frnet_precision: str = "fp32") -> dict[str, str]:
     """One run per method (``uris`` maps a method's name to its model URI, ``digests`` to its SRNet
     weights digest, by which inference finds the thresholds of a checkpoint given by path);
     ``{method: run_id}``."""
@@ -32,6 +32,7 @@ def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha25
     for method in dict.fromkeys(r.method for r in results):
         tags = {KIND_TAG: "evaluation", "lrface.method": method, "lrface.dataset": dataset,
                 "lrface.manifest_sha256": manifest_sha256, "lrface.frnet_sha256": frnet_sha256,
+                "lrface.frnet_precision": frnet_precision, "lrface.scoring": "cosine",
                 "lrface.git_commit": commit}
         uri = (uris or {}).get(method)
         version = resolve_version(uri) if uri else None
@@ -94,7 +95,14 @@ def comparison(metric_prefix: str = "lfw/") -> list[Row]:
 
 
 def _pick(metrics: dict[str, float], prefix: str) -> dict[str, float]:
-    return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+    """The run's metrics under ``prefix``. Evaluations before lrface 0.2 logged the authors'
+    mean-subtracted accuracy as ``acc_<size>``: it is read back as ``acc_meansub_<size>``, so it
+    never competes with today's plain-cosine ``acc_<size>`` (in tables or promotion)."""
+    picked = {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+    if any(k.startswith("acc_meansub_") for k in picked):
+        return picked
+    return {(f"acc_meansub_{k[4:]}" if k.startswith("acc_") and not k.startswith("acc_std_") else k): v
+            for k, v in picked.items() if not k.startswith("acc_std_")}
 
 
 def comparison_markdown(rows: list[Row], metric: str = "acc") -> str:

@@ -80,7 +80,7 @@ def result_metrics(r: Result) -> dict[str, float]:
     ``thr_far1e-3_<size>`` is the raw-cosine threshold that accepts at most 0.1 % of the impostor
     pairs: what inference uses to decide same/different at a stated FAR."""
     out = {f"acc_{r.size}": round(r.acc, 6), f"acc_std_{r.size}": round(r.acc_std, 6),
-           f"acc_meansub_{r.size}": round(r.acc_meansub, 6),
+           f"acc_meansub_{r.size}": round(r.acc_meansub, 6), f"acc_meansub_std_{r.size}": round(r.acc_meansub_std, 6),
            f"auc_{r.size}": round(r.auc, 6), f"tar_far1e-3_{r.size}": round(r.tar_at_far_1e3, 6)}
     for far in DECISION_FARS:
         out[f"thr_far{far:.0e}_{r.size}".replace("e-0", "e-")] = round(threshold_at_far(r.roc, far), 6)

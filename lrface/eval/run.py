@@ -52,12 +52,12 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     restorers: list[Restorer] = [load_restorer(s, isr) for s in specs]
     frnet_path = params.path("frnet_checkpoint")
     frnet = load_frnet(frnet_path, precision=resolve_precision(params.get_dotted("frnet.precision", "auto")))
-    frnet_sha = f"{sha256_file(frnet_path)}-{frnet.precision}"  # feature caches: weights and arithmetic
+    frnet_sha = sha256_file(frnet_path)
     spec = DatasetSpec.from_params(params, cfg.dataset)
     shards = open_shards(params, spec.name)
     data = load_lfw(shards, data_path(params, spec.pairs), spec.folds)
     out = params.path("work_dir") / cfg.out_dir
-    ev = LfwEvaluator(frnet, data, frnet_sha, cache_dir=params.path("work_dir") / "cache" / "features",
+    ev = LfwEvaluator(frnet, data, f"{frnet_sha}-{frnet.precision}", cache_dir=params.path("work_dir") / "cache" / "features",
                       batch_size=cfg.batch_size, progress=progress)
 
     results = [ev.evaluate_hr()]
@@ -83,7 +83,8 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
 
         uris = {r.name: r.uri for r in restorers if getattr(r, "uri", None)}
         digests = {r.name: weights_digest(r.model).hexdigest() for r in restorers if isinstance(r, SRNetRestorer)}
-        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris, digests)
+        run_ids = log_evaluation(results, files, data.manifest_sha256, frnet_sha, spec.name, uris, digests,
+                                 frnet.precision)
         metrics["mlflow_runs"] = run_ids
         if cfg.promote_by:  # so `lrface verify` has a champion right after `dvc repro`
             from lrface.eval.registry import promote

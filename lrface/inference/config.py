@@ -28,4 +28,15 @@ class InferenceConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> InferenceConfig:
-        return from_mapping(cls, d, "inference", tuples=("detect_upscales",))
+        cfg = from_mapping(cls, d, "inference", tuples=("detect_upscales",))
+        from lrface.losses import RESIZE_MODES
+
+        if cfg.isr_resize not in RESIZE_MODES:
+            raise ValueError(f"inference.isr_resize must be one of {RESIZE_MODES}, got {cfg.isr_resize!r}")
+        if not 0.0 < cfg.far < 1.0:
+            raise ValueError(f"inference.far must be a rate in (0, 1), got {cfg.far}")
+        if not cfg.detect_upscales or any(int(u) < 1 for u in cfg.detect_upscales):
+            raise ValueError(f"inference.detect_upscales must be integers >= 1, got {list(cfg.detect_upscales)}")
+        if cfg.min_face_px <= 0 or cfg.sr_below_px < cfg.min_face_px:
+            raise ValueError("inference.min_face_px must be > 0 and at most inference.sr_below_px")
+        return cfg

@@ -1,0 +1,39 @@
+"""params.yaml is checked at load: every section typed, unknown keys and bad values named."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrface.config import load_params
+from tests.conftest import REPO
+
+PARAMS = REPO / "params.yaml"
+
+
+def test_the_shipped_params_load():
+    assert load_params(PARAMS).get_dotted("frnet.precision") == "auto"
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"train.stpes": 3}, r"unknown param train\.stpes \(train has: "),
+    ({"align.polcy": "center"}, r"unknown param align\.polcy"),
+    ({"degrade.surveillance.blur_sigmaa": [0, 1]}, r"unknown param degrade\.surveillance\.blur_sigmaa"),
+    ({"data.datasets.lfw.foldz": [0, 1]}, r"unknown param data\.datasets\.lfw\.foldz"),
+    ({"evaluate.sizez": ["7x6"]}, r"unknown param evaluate\.sizez"),
+    ({"trian.steps": 3}, r"unknown params section trian"),
+    ({"degrade.surveillance.jpeg_quality": [0, 50]}, r"degrade\.surveillance\.jpeg_quality must be .* \[1, 100\]"),
+    ({"degrade.surveillance.blur_sigma": [-1.0, 1.0]}, r"degrade\.surveillance\.blur_sigma"),
+    ({"degrade.surveillance.blur_prob": 1.5}, r"degrade\.surveillance\.blur_prob must be within \[0, 1\]"),
+    ({"loss.isr_resize": "magic"}, r"loss\.isr_resize must be one of"),
+    ({"inference.isr_resize": "magic"}, r"inference\.isr_resize must be one of"),
+    ({"inference.far": 0.0}, r"inference\.far"),
+    ({"frnet.precision": "fp8"}, r"frnet\.precision must be one of"),
+    ({"orchestration.parallel_trainings": 0}, r"orchestration\.parallel_trainings"),
+    ({"align.policy": "random"}, r"align\.policy must be one of"),
+    ({"data.datasets.lfw.folds": [0]}, r"data\.datasets\.lfw\.folds"),
+    ({"train.sweep": {"1.0": "srnet-init"}}, r"train\.sweep key '1\.0'"),
+])
+def test_a_bad_param_fails_at_load_naming_it(override, message):
+    with pytest.raises(ValueError, match=message) as e:
+        load_params(PARAMS, override)
+    assert "params.yaml" in str(e.value)  # and the file it came from
