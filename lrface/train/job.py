@@ -208,6 +208,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             storage_filesystem=fs if storage.is_remote(store) else None,
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.num_to_keep),
+            # rank 0's progress line says how training goes; Ray Train's raw report dicts do not
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": train_ds},
     )
