@@ -93,8 +93,20 @@ def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     }
 
 
+def _check_sweep_keys(train: Mapping[str, Any]) -> None:
+    """DVC's ``foreach`` makes no stage for a numeric key (YAML ``0.5:``), silently: refuse it."""
+    sweep = train.get("sweep")
+    if isinstance(sweep, Mapping):
+        numeric = [k for k in sweep if not isinstance(k, str)]
+        if numeric:
+            raise ValueError(f"train.sweep keys must be quoted strings (\"{numeric[0]}\": ...), got {numeric[0]!r}: "
+                             "DVC makes no train@ stage for a numeric key")
+
+
 def check_params(params: Mapping[str, Any]) -> None:
     """Build every section present; the first unknown key or bad value raises ``ValueError``."""
+    if isinstance(params.get("train"), Mapping):
+        _check_sweep_keys(params["train"])
     known = sections()
     unknown = sorted(set(params) - set(known))
     if unknown:

@@ -172,9 +172,16 @@ def test_deployments_and_ui_screenshots(world):
 
 def test_dvc_exp_run_trains_and_evaluates_a_new_alpha(world):
     repo, env = world["repo"], world["env"]
-    # alpha 0.25 alone, warm-started from the alpha-0 model (already trained, so not rerun)
-    out = sh("dvc exp run -n alpha025 -S '~train.sweep' -S '+train.sweep={0.25: srnet-alpha0}'", repo, env,
-             timeout=900)
+    # A numeric sweep key (what `-S '+train.sweep={0.25: ...}'` writes) gets no DVC stage: refused.
+    bad = subprocess.run("dvc exp run -n bad -S '+train.sweep={0.25: srnet-alpha0}'", cwd=repo, env=env,
+                         shell=True, capture_output=True, text=True, timeout=900)
+    assert bad.returncode != 0 and "must be quoted" in bad.stdout + bad.stderr
+    sh("git checkout -- params.yaml", repo, env)  # the failed experiment's change stays in the workspace
+    # alpha 0.25 added to the sweep in params.yaml, warm-started from the alpha-0 model
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["sweep"]["0.25"] = "srnet-alpha0"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh("dvc exp run -n alpha025", repo, env, timeout=900)
     assert "Running stage 'train@0.25'" in out and "Running stage 'evaluate'" in out
     shown = sh("dvc exp show --json", repo, env)
     assert "alpha025" in shown
