@@ -124,7 +124,13 @@ def test_verify_cli_json_and_table(work, landmarks, tmp_path):
     r = cli(work, "verify", str(a), str(b), "--bicubic", "--threshold", "0.3", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert -1 <= out["similarity"] <= 1 and out["threshold"] == 0.3 and out["threshold_size"] == "14x12-14x12"  # both faces small
+    assert out["threshold"] == 0.3 and out["threshold_size"] == "14x12-14x12"  # both faces small
+    assert out["same"] == (out["similarity"] >= 0.3)  # the decision is the threshold's
+    from lrface.config import load_params
+    from lrface.inference import load_verifier
+
+    direct = load_verifier(load_params(work / "params.yaml"), None, threshold=0.3).verify(str(a), str(b))
+    assert out["similarity"] == pytest.approx(direct.similarity, abs=1e-5)  # the CLI is the library
     assert out["a"]["faces"][0]["box"] and out["a"]["size"] == "14x12"
     r = cli(work, "verify", str(a), str(b), "--bicubic", "--threshold", "0.3")
     assert r.returncode == 0 and "similarity" in r.stdout and "face 0" in r.stdout
