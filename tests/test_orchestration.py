@@ -172,10 +172,11 @@ def test_deployments_and_ui_screenshots(world):
 
 def test_dvc_exp_run_trains_and_evaluates_a_new_alpha(world):
     repo, env = world["repo"], world["env"]
-    # A numeric sweep key (what `-S '+train.sweep={0.25: ...}'` writes) gets no DVC stage: refused.
+    # A numeric sweep key (what `-S '+train.sweep={0.25: ...}'` writes) would get no DVC stage; since
+    # evaluate reads train.sweep, the experiment fails instead of silently training nothing.
     bad = subprocess.run("dvc exp run -n bad -S '+train.sweep={0.25: srnet-alpha0}'", cwd=repo, env=env,
                          shell=True, capture_output=True, text=True, timeout=900)
-    assert bad.returncode != 0 and "must be quoted" in bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "Running stage 'train@0.25'" not in bad.stdout, bad.stdout + bad.stderr
     sh("git checkout -- params.yaml", repo, env)  # the failed experiment's change stays in the workspace
     # alpha 0.25 added to the sweep in params.yaml, warm-started from the alpha-0 model
     params = yaml.safe_load((repo / "params.yaml").read_text())

@@ -32,6 +32,7 @@ def test_the_shipped_params_load():
     ({"align.policy": "random"}, r"align\.policy must be one of"),
     ({"data.datasets.lfw.folds": [0]}, r"data\.datasets\.lfw\.folds"),
     ({"train.sweep": {"1.0": "srnet-init"}}, r"train\.sweep key '1\.0'"),
+    ({"train.sweep": {0.25: "srnet-init"}}, r"train\.sweep keys must be quoted"),  # DVC: no stage for it
 ])
 def test_a_bad_param_fails_at_load_naming_it(override, message):
     with pytest.raises(ValueError, match=message) as e:
