@@ -11,7 +11,8 @@ from lrface.data.datasets import open_shards
 from lrface.data.tensors import iter_face_batches
 from lrface.losses import JointLoss
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.train.step import make_batch, train_step
+from lrface.train.config import TrainConfig
+from lrface.train.step import draw_factor, make_batch, step_rngs, train_step
 from lrface.train.validation import Validator, load_val_set
 
 
@@ -33,6 +34,21 @@ def test_batches_depend_on_seed_step_and_rank_only(tiny):
     assert a.lr.shape[-2:] == (112 // a.factor, 96 // a.factor)
     factors = {make_batch(rows, step=s, rank=0, seed=0, factors=(4, 8, 16), flip=False).factor for s in range(30)}
     assert factors == {4, 8, 16}
+
+
+def test_factor_weights_set_the_odds_of_each_scale():
+    def counts(weights):
+        drawn = [draw_factor((4, 8, 16), weights, step_rngs(0, s, 0)[0]) for s in range(3000)]
+        return {f: drawn.count(f) for f in (4, 8, 16)}
+
+    weighted, equal = counts((1, 3, 4)), counts(None)
+    for f, share in ((4, 1 / 8), (8, 3 / 8), (16, 4 / 8)):
+        assert abs(weighted[f] / 3000 - share) < 0.03, weighted
+        assert abs(equal[f] / 3000 - 1 / 3) < 0.03, equal
+    assert counts((1, 3, 4)) == weighted  # seeded: the same draws again
+    for bad in ([1, 2], [1, 0, 2], [1, -1, 2]):
+        with pytest.raises(ValueError, match="train.factor_weights"):
+            TrainConfig.from_dict({"factor_weights": bad})
 
 
 def _train(tiny, frnet, sign: float, steps: int = 120) -> dict[str, float]:

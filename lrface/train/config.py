@@ -20,6 +20,7 @@ class TrainConfig:
     lr_step: int = 1000  # StepLR step size, in optimiser steps
     lr_gamma: float = 0.5
     factors: tuple[int, ...] = (4, 8, 16)
+    factor_weights: tuple[float, ...] | None = None  # relative odds of each factor per batch; None: equal
     flip: bool = True
     seed: int = 0
     checkpoint_every: int = 100
@@ -46,7 +47,7 @@ class TrainConfig:
         d = dict(d)
         d["sweep"] = sweep_of(d)
         d.pop("alphas", None)
-        cfg = from_mapping(cls, d, "train", tuples=("factors",))
+        cfg = from_mapping(cls, d, "train", tuples=("factors", "factor_weights"))
         for key in cfg.sweep:
             try:
                 canonical = f"{float(key):g}"
@@ -59,6 +60,10 @@ class TrainConfig:
         bad = [f for f in cfg.factors if f not in FACTOR_SIZES]
         if bad:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
+        weights = cfg.factor_weights
+        if weights is not None and (len(weights) != len(cfg.factors) or min(weights) <= 0):
+            raise ValueError(f"train.factor_weights must be {len(cfg.factors)} positive numbers, one per "
+                             f"train.factors entry {list(cfg.factors)}, got {list(weights)}")
         if cfg.batch_size % cfg.num_workers:
             raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):

@@ -48,7 +48,8 @@ class TrainOutput:
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, logging, checkpointing and worker counts can change and the run resumes.)
-IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "flip", "seed", "dataset")
+IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
+                 "flip", "seed", "dataset")
 
 
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,

@@ -207,7 +207,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     finite = FiniteOnAllRanks(device, fault.get("nan_at_step"))
     while step < tcfg.steps:
         t0 = time.perf_counter()
-        batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device)
+        batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device,
+                           tcfg.factor_weights)
         t_data = time.perf_counter() - t0
         finite.step = step + 1
         parts = train_step(ddp, loss_fn, opt, sched, batch, finite)

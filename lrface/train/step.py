@@ -40,12 +40,22 @@ def step_rngs(seed: int, step: int, rank: int) -> tuple[torch.Generator, torch.G
     return torch.Generator().manual_seed(base), torch.Generator().manual_seed(base * 64 + rank + 1)
 
 
+def draw_factor(factors: Sequence[int], weights: Sequence[float] | None, rng: torch.Generator) -> int:
+    """One downscale factor, with odds proportional to ``weights`` (None: all equal)."""
+    if weights is None:
+        return factors[int(torch.randint(len(factors), (1,), generator=rng))]
+    odds = torch.tensor([float(w) for w in weights], dtype=torch.float64)
+    return factors[int(torch.multinomial(odds, 1, generator=rng))]
+
+
 def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
-               hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu") -> Batch:
+               hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu",
+               factor_weights: Sequence[float] | None = None) -> Batch:
     """Decode shard ``rows`` (``hr_png``, ``lr_<size>_png``, ``sample_id``) into a training batch:
-    one downscale factor drawn for the step, random horizontal flips, f(HR) looked up if given."""
+    one downscale factor drawn for the step (odds ``factor_weights``), random horizontal flips, f(HR)
+    looked up if given."""
     scale_rng, flip_rng = step_rngs(seed, step, rank)
-    factor = factors[int(torch.randint(len(factors), (1,), generator=scale_rng))]
+    factor = draw_factor(factors, factor_weights, scale_rng)
     hr = png_to_tensor([bytes(b) for b in rows["hr_png"]])
     lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[factor])]])
     flipped = torch.zeros(hr.shape[0], dtype=torch.bool)
