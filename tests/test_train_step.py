@@ -36,6 +36,20 @@ def test_batches_depend_on_seed_step_and_rank_only(tiny):
     assert factors == {4, 8, 16}
 
 
+def test_progress_line_shows_step_losses_rate_and_time_left():
+    import io
+
+    from lrface.train.loop import Progress
+
+    stream = io.StringIO()
+    line = Progress("srnet-alpha0.5", 200, 0, stream)
+    line.t0 -= 10.0  # 50 steps in 10 s: 5 steps/s, 150 steps left
+    line(50, {"train/loss": 0.25, "train/loss_image": 0.05, "train/loss_id": 0.4, "train/samples_per_s": 160.0})
+    out = stream.getvalue()
+    assert out.startswith("srnet-alpha0.5 [#####---------------]  25% step 50/200 | loss 0.2500 ")
+    assert "(image 0.0500, identity 0.4000) | 160.0 samples/s | 0:30 left" in out
+
+
 def test_factor_weights_set_the_odds_of_each_scale():
     def counts(weights):
         drawn = [draw_factor((4, 8, 16), weights, step_rngs(0, s, 0)[0]) for s in range(3000)]

@@ -24,11 +24,12 @@ import io
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import torch.distributed as dist
@@ -59,8 +60,10 @@ def _infinite_batches(shard, batch_size: int) -> Iterator[dict[str, Any]]:
 class Progress:
     """Rank 0's progress line every ``log_every`` steps: a bar, step, losses, samples/s, time left."""
 
-    def __init__(self, name: str, total: int, start: int) -> None:
+    def __init__(self, name: str, total: int, start: int, stream: TextIO | None = None) -> None:
         self.name, self.total, self.start, self.t0 = name, total, start, time.perf_counter()
+        # the process's own stdout: Ray Train's print patch would log a plain print() a second time
+        self.stream = stream
 
     def __call__(self, step: int, m: dict[str, float]) -> None:
         done = step / self.total
@@ -70,7 +73,8 @@ class Progress:
         eta = f"{int(left // 60)}:{int(left % 60):02d}" if math.isfinite(left) else "?"
         print(f"{self.name} [{bar}] {100 * done:3.0f}% step {step}/{self.total} | loss {m['train/loss']:.4f} "
               f"(image {m['train/loss_image']:.4f}, identity {m['train/loss_id']:.4f}) | "
-              f"{m['train/samples_per_s']:.1f} samples/s | {eta} left", flush=True)
+              f"{m['train/samples_per_s']:.1f} samples/s | {eta} left", file=self.stream or sys.__stdout__,
+              flush=True)
 
 
 class FiniteOnAllRanks:
