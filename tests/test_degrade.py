@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lrface.data.degrade import DegradeConfig, SurveillanceConfig, downsample, make_lr
+from lrface.data.degrade import (
+    DegradeConfig,
+    SurveillanceConfig,
+    camera_chain,
+    downsample,
+    draw_scale,
+    make_lr,
+    scale_size,
+)
 from lrface.sizes import parse_size
 
 
@@ -47,3 +55,26 @@ def test_config_from_dict_validates():
         DegradeConfig.from_dict({"sizez": []})
     with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
         parse_size("fourteen")
+
+
+def test_camera_chain_draws_each_effect_from_its_rng():
+    face = _face(4)
+    cfg = SurveillanceConfig(color_prob=1.0, blur_prob=1.0, motion_prob=1.0, jpeg_prob=1.0, noise_sigma=(3.0, 6.0))
+    a = camera_chain(face, (14, 12), cfg, np.random.default_rng(7))
+    assert a.shape == (14, 12, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, camera_chain(face, (14, 12), cfg, np.random.default_rng(7)))
+    assert not np.array_equal(a, camera_chain(face, (14, 12), cfg, np.random.default_rng(8)))
+    clean = downsample(face, (14, 12))
+    off = SurveillanceConfig(color_prob=0.0, blur_prob=0.0, motion_prob=0.0, jpeg_prob=0.0, noise_sigma=(0.0, 0.0))
+    assert np.array_equal(camera_chain(face, (14, 12), off, np.random.default_rng(7)), clean)  # all off: bicubic
+    assert np.abs(a.astype(int) - clean.astype(int)).mean() > 2  # all on: visibly another face
+
+
+def test_scales_are_log_uniform_within_the_range_and_sizes_follow():
+    rng = np.random.default_rng(0)
+    scales = np.array([draw_scale((4.0, 16.0), rng) for _ in range(4000)])
+    assert scales.min() >= 4.0 and scales.max() <= 16.0
+    assert abs(np.mean(scales < 8.0) - 0.5) < 0.03  # x4-x8 as likely as x8-x16
+    assert len({scale_size(s) for s in scales}) > 10  # not just three sizes
+    assert scale_size(4.0) == (28, 24) and scale_size(8.0) == (14, 12) and scale_size(16.0) == (7, 6)
+    assert scale_size(200.0) == (1, 1)

@@ -3,6 +3,7 @@ the joint loss beats bicubic on the validator's identity cosine at 14x12 (a sign
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,6 +64,37 @@ def test_factor_weights_set_the_odds_of_each_scale():
     for bad in ([1, 2], [1, 0, 2], [1, -1, 2]):
         with pytest.raises(ValueError, match="train.factor_weights"):
             TrainConfig.from_dict({"factor_weights": bad})
+
+
+def test_camera_batches_draw_a_new_corruption_per_sample_and_step(tiny):
+    from lrface.data.degrade import SurveillanceConfig
+
+    rows = _rows(open_shards(load_params(tiny), "train"), 16)
+    camera = SurveillanceConfig(noise_sigma=(2.0, 6.0))
+
+    def batch(step, rank=0, seed=0):
+        return make_batch({k: rows[k] for k in ("sample_id", "hr_png")}, step, rank, seed, (4, 8, 16), True,
+                          camera=camera)
+
+    a = batch(3)
+    assert torch.equal(a.lr, batch(3).lr) and torch.equal(a.hr, batch(3).hr)  # deterministic for a seed
+    assert not torch.equal(a.lr, batch(3, seed=1).lr)
+    assert batch(3, rank=1).factor == a.factor  # one scale per step on every rank
+    h, w = a.lr.shape[-2:]
+    assert 4.0 <= a.factor <= 16.0 and (h, w) == (round(112 / a.factor), round(96 / a.factor))
+    sizes = {tuple(batch(s).lr.shape[-2:]) for s in range(40)}
+    assert len(sizes) > 6  # continuous scales, not three sizes
+    # another step with faces of the same size: other corruptions (none is reused across epochs)
+    other = next(batch(s) for s in range(4, 400) if batch(s).lr.shape == a.lr.shape)
+    assert not torch.equal(other.lr, a.lr)
+    # the chain starts from the flipped HR face: with every effect off it is bicubic of that face
+    off = SurveillanceConfig(color_prob=0.0, blur_prob=0.0, motion_prob=0.0, jpeg_prob=0.0, noise_sigma=(0.0, 0.0))
+    b = make_batch({k: rows[k] for k in ("sample_id", "hr_png")}, 3, 0, 0, (4, 8, 16), True, camera=off)
+    from lrface.data.degrade import downsample
+
+    faces = (b.hr.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    want = torch.from_numpy(np.stack([downsample(f, tuple(b.lr.shape[-2:])) for f in faces]))
+    assert torch.equal((b.lr * 255).round().to(torch.uint8), want.permute(0, 3, 1, 2))
 
 
 def _train(tiny, frnet, sign: float, steps: int = 120) -> dict[str, float]:

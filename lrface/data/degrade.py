@@ -2,9 +2,13 @@
 
 The default is the paper's: bicubic downsampling with PIL's anti-aliasing (its bicubic filter
 widens with the scale factor, so it integrates over the source pixels rather than point-sampling)
-to 28x24, 14x12, 7x6 and 16x16. Optionally a seeded "surveillance" degradation — Gaussian or
-motion blur before downsampling, then sensor noise and JPEG re-compression — models real CCTV
-faces better than clean bicubic.
+to 28x24, 14x12, 7x6 and 16x16.
+
+The camera chain (``degrade.surveillance``) models what CCTV produces instead: a colour cast,
+Gaussian or motion blur, downsampling, sensor noise and JPEG compression, each drawn from a
+seeded RNG. Training draws a new one per sample and step (``train.degradation: surveillance``, at
+a scale drawn from ``scale``); the LFW surveillance protocol draws a fixed one per image and
+size from ``seed``; ``enabled`` bakes one per face into the shards (static, kept for old configs).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from lrface.sizes import parse_size, size_name
+from lrface.sizes import FACE_HEIGHT, FACE_WIDTH, parse_size, size_name
 from lrface.typed import from_mapping
+
+MAX_SCALE = 48.0  # a 112x96 face at 1/48 is 2 px wide
 
 KERNELS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -30,10 +36,13 @@ KERNELS = {
 
 @dataclass(frozen=True)
 class SurveillanceConfig:
-    """Realistic degradation; each effect is drawn per sample from a seeded RNG."""
+    """The camera chain's parameters; each effect is drawn per sample from a seeded RNG."""
 
-    enabled: bool = False
-    seed: int = 0
+    enabled: bool = False  # also bake one draw per face into the shards' LR columns
+    seed: int = 0  # the surveillance protocol's fixed draws (and the shards' when enabled)
+    scale: tuple[float, float] = (4.0, 16.0)  # training: downscale factor, drawn log-uniform per step
+    color_prob: float = 0.3
+    color_shift: float = 0.1  # white-balance error: per-channel gain within 1 +- this
     blur_prob: float = 0.5
     blur_sigma: tuple[float, float] = (0.3, 1.5)  # Gaussian sigma in HR pixels
     motion_prob: float = 0.2
@@ -44,11 +53,13 @@ class SurveillanceConfig:
 
     def check(self) -> None:
         """Out-of-range values fail at load time, naming the param."""
-        for key in ("blur_prob", "motion_prob", "jpeg_prob"):
+        for key in ("blur_prob", "motion_prob", "jpeg_prob", "color_prob"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"degrade.surveillance.{key} must be within [0, 1], got {getattr(self, key)}")
+        if not 0.0 <= self.color_shift < 1.0:
+            raise ValueError(f"degrade.surveillance.color_shift must be within [0, 1), got {self.color_shift}")
         bounds = {"blur_sigma": (0.0, None), "noise_sigma": (0.0, None), "motion_length": (1, None),
-                  "jpeg_quality": (1, 100)}
+                  "jpeg_quality": (1, 100), "scale": (1.0, MAX_SCALE)}
         for key, (lo, hi) in bounds.items():
             pair = getattr(self, key)
             if len(pair) != 2 or pair[0] > pair[1] or pair[0] < lo or (hi is not None and pair[1] > hi):
@@ -68,7 +79,7 @@ class DegradeConfig:
     def from_dict(cls, d: dict[str, Any] | None) -> DegradeConfig:
         d = dict(d or {})
         surv = from_mapping(SurveillanceConfig, d.pop("surveillance", None), "degrade.surveillance",
-                            tuples=("blur_sigma", "motion_length", "noise_sigma", "jpeg_quality"))
+                            tuples=("scale", "blur_sigma", "motion_length", "noise_sigma", "jpeg_quality"))
         surv.check()
         cfg = replace(from_mapping(cls, d, "degrade", tuples=("sizes",)), surveillance=surv)
         if cfg.kernel not in KERNELS:
@@ -108,27 +119,48 @@ def _motion_blur(img: Image.Image, length: int, angle: float) -> Image.Image:
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
 
 
-def surveillance_degrade(
-    face: np.ndarray, hw: tuple[int, int], cfg: SurveillanceConfig, sample_id: str, kernel: str = "bicubic"
-) -> np.ndarray:
-    """Blur (Gaussian or motion) -> downsample -> noise -> JPEG; deterministic per sample/size."""
-    rng = _rng(cfg.seed, sample_id, size_name(hw))
+def camera_chain(face: np.ndarray, hw: tuple[int, int], cfg: SurveillanceConfig, rng: np.random.Generator,
+                 kernel: str = "bicubic") -> np.ndarray:
+    """Colour cast -> blur (Gaussian or motion) -> downsample to ``hw`` -> noise -> JPEG, every
+    effect drawn from ``rng``: an RGB uint8 face in, an RGB uint8 ``hw`` face out."""
     img = Image.fromarray(face)
+    if rng.random() < cfg.color_prob:
+        gains = rng.uniform(1.0 - cfg.color_shift, 1.0 + cfg.color_shift, 3)
+        img = Image.fromarray(np.clip(np.asarray(img, np.float32) * gains + 0.5, 0, 255).astype(np.uint8))
     if rng.random() < cfg.blur_prob:
         img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(*cfg.blur_sigma))))
     if rng.random() < cfg.motion_prob:
         length = int(rng.integers(cfg.motion_length[0], cfg.motion_length[1] + 1)) | 1
         img = _motion_blur(img, length, float(rng.uniform(0, np.pi)))
-    small = np.asarray(img.resize((hw[1], hw[0]), KERNELS[kernel]), np.float64)
+    small = np.asarray(img.resize((hw[1], hw[0]), KERNELS[kernel]), np.float32)
     sigma = float(rng.uniform(*cfg.noise_sigma))
     if sigma > 0:
-        small = small + rng.normal(0.0, sigma, small.shape)
+        small = small + rng.normal(0.0, sigma, small.shape).astype(np.float32)
     out = Image.fromarray(np.clip(small + 0.5, 0, 255).astype(np.uint8))
     if rng.random() < cfg.jpeg_prob:
         buf = io.BytesIO()
         out.save(buf, format="JPEG", quality=int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
         out = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     return np.array(out)
+
+
+def surveillance_degrade(
+    face: np.ndarray, hw: tuple[int, int], cfg: SurveillanceConfig, sample_id: str, kernel: str = "bicubic"
+) -> np.ndarray:
+    """The camera chain with a fixed draw per (``cfg.seed``, sample, size): the same face at the
+    same size always gets the same corruption (shards, the surveillance protocol)."""
+    return camera_chain(face, hw, cfg, _rng(cfg.seed, sample_id, size_name(hw)), kernel)
+
+
+def scale_size(scale: float) -> tuple[int, int]:
+    """The LR size of a 112x96 face downscaled by ``scale`` (at least 1x1)."""
+    return max(1, round(FACE_HEIGHT / scale)), max(1, round(FACE_WIDTH / scale))
+
+
+def draw_scale(scale_range: tuple[float, float], rng: np.random.Generator) -> float:
+    """A downscale factor drawn log-uniformly from ``scale_range`` (x4-x8 as likely as x8-x16)."""
+    lo, hi = np.log(scale_range[0]), np.log(scale_range[1])
+    return float(np.exp(rng.uniform(lo, hi)))
 
 
 def make_lr(face: np.ndarray, cfg: DegradeConfig, sample_id: str) -> dict[str, np.ndarray]:

@@ -10,6 +10,8 @@ from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping
 
+DEGRADATIONS = ("bicubic", "surveillance")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -22,6 +24,9 @@ class TrainConfig:
     factors: tuple[int, ...] = (4, 8, 16)
     factor_weights: tuple[float, ...] | None = None  # relative odds of each factor per batch; None: equal
     flip: bool = True
+    # bicubic: the shards' clean LR faces at train.factors; surveillance: the camera chain
+    # (degrade.surveillance) drawn per sample and step from the HR face, at a scale from its range
+    degradation: str = "bicubic"
     seed: int = 0
     checkpoint_every: int = 100
     validate_every: int = 250
@@ -64,6 +69,8 @@ class TrainConfig:
         if weights is not None and (len(weights) != len(cfg.factors) or min(weights) <= 0):
             raise ValueError(f"train.factor_weights must be {len(cfg.factors)} positive numbers, one per "
                              f"train.factors entry {list(cfg.factors)}, got {list(weights)}")
+        if cfg.degradation not in DEGRADATIONS:
+            raise ValueError(f"train.degradation must be one of {DEGRADATIONS}, got {cfg.degradation!r}")
         if cfg.batch_size % cfg.num_workers:
             raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):

@@ -49,7 +49,7 @@ class TrainOutput:
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, logging, checkpointing and worker counts can change and the run resumes.)
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
-                 "flip", "seed", "dataset")
+                 "flip", "degradation", "seed", "dataset")
 
 
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
@@ -60,6 +60,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
         ident["frnet"] = frnet
+    if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
+        ident["camera"] = params.get_dotted("degrade.surveillance")
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -181,7 +183,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards, key),
                                    progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
-    columns = ["sample_id", "hr_png", *[lr_column(FACTOR_SIZES[f]) for f in cfg.factors]]
+    columns = ["sample_id", "hr_png"]
+    if cfg.degradation == "bicubic":  # the camera chain makes its LR faces from hr_png
+        columns += [lr_column(FACTOR_SIZES[f]) for f in cfg.factors]
     # On a cluster, workers read the bucket or, for a local work dir, rows this driver shipped.
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0,
                                   ship=address != "local", shuffle_seed=cfg.seed)
@@ -189,6 +193,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
     fs.create_dir(store_path, recursive=True)
     loop_config = {
         "train": cfg.to_dict(), "model": mcfg.to_dict(), "loss": params.section("loss"),
+        "degrade": params.section("degrade"),
         "frnet": ray.put(frnet_path.read_bytes()), "frnet_name": frnet_path.name, "frnet_precision": precision,
         "mlflow_run_id": run_id, "mlflow_tracking_uri": tracking_uri,
         "heartbeat": (fs, f"{store_path}/{job}/heartbeat"), "heartbeat_every": cfg.log_every if storage.is_remote(store) else 1,

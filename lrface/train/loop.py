@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 
 from lrface.checkpoints import load_frnet, load_srnet
+from lrface.data.degrade import DegradeConfig
 from lrface.losses import JointLoss, LossConfig
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import TrainConfig
@@ -197,6 +198,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha, lcfg.mr_resize, lcfg.isr_resize)
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
     log.tag("lrface.train_nodes", ",".join(sorted(set(nodes))))
+    camera = (DegradeConfig.from_dict(config.get("degrade")).surveillance
+              if tcfg.degradation == "surveillance" else None)
     hr_lookup = ray.get(config["hr_features"]) if config.get("hr_features") is not None and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
@@ -212,7 +215,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while step < tcfg.steps:
         t0 = time.perf_counter()
         batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device,
-                           tcfg.factor_weights)
+                           tcfg.factor_weights, camera)
         t_data = time.perf_counter() - t0
         finite.step = step + 1
         parts = train_step(ddp, loss_fn, opt, sched, batch, finite)

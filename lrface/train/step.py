@@ -11,12 +11,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
+from lrface.data.degrade import SurveillanceConfig, camera_chain, draw_scale, scale_size
 from lrface.data.shards import lr_column
 from lrface.data.tensors import png_to_tensor
 from lrface.losses import JointLoss, LossParts
 from lrface.sizes import FACTOR_SIZES
+
+CAMERA_STREAM = 0xCA  # keeps the camera chain's draws apart from other uses of the same seeds
 
 
 class NonFiniteLossError(RuntimeError):
@@ -29,7 +33,7 @@ class Batch:
 
     lr: torch.Tensor
     hr: torch.Tensor
-    factor: int
+    factor: float  # the downscale factor of this step's LR faces
     hr_features: torch.Tensor | None = None
 
 
@@ -50,21 +54,36 @@ def draw_factor(factors: Sequence[int], weights: Sequence[float] | None, rng: to
 
 def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
                hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu",
-               factor_weights: Sequence[float] | None = None) -> Batch:
-    """Decode shard ``rows`` (``hr_png``, ``lr_<size>_png``, ``sample_id``) into a training batch:
-    one downscale factor drawn for the step (odds ``factor_weights``), random horizontal flips, f(HR)
-    looked up if given."""
+               factor_weights: Sequence[float] | None = None, camera: SurveillanceConfig | None = None) -> Batch:
+    """Decode shard ``rows`` (``hr_png``, ``sample_id`` and, without ``camera``, ``lr_<size>_png``)
+    into a training batch with random horizontal flips and f(HR) looked up if given. The LR faces
+    are the shards' at one factor drawn for the step (odds ``factor_weights``) or, with ``camera``,
+    the camera chain applied to each flipped HR face with its own draw, at one scale per step."""
     scale_rng, flip_rng = step_rngs(seed, step, rank)
-    factor = draw_factor(factors, factor_weights, scale_rng)
     hr = png_to_tensor([bytes(b) for b in rows["hr_png"]])
-    lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[factor])]])
     flipped = torch.zeros(hr.shape[0], dtype=torch.bool)
     if flip:
         flipped = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
         hr[flipped] = hr[flipped].flip(-1)
+    if camera is None:
+        factor: float = draw_factor(factors, factor_weights, scale_rng)
+        lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[int(factor)])]])
         lr[flipped] = lr[flipped].flip(-1)
+    else:
+        factor = draw_scale(camera.scale, np.random.default_rng([seed, step, CAMERA_STREAM]))  # same on all ranks
+        lr = camera_faces(hr, scale_size(factor), camera, seed, step, rank)
     feats = hr_lookup(rows["sample_id"], flipped, device) if hr_lookup is not None else None
     return Batch(lr.to(device), hr.to(device), factor, feats)
+
+
+def camera_faces(hr: torch.Tensor, hw: tuple[int, int], camera: SurveillanceConfig, seed: int, step: int,
+                 rank: int) -> torch.Tensor:
+    """LR faces of ``hw`` from HR faces (``(N, 3, 112, 96)`` in [0, 1]) through the camera chain,
+    sample ``i`` with its own draw of (seed, step, rank, i): never the same corruption twice."""
+    faces = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
+    out = [camera_chain(face, hw, camera, np.random.default_rng([seed, step, rank, i, CAMERA_STREAM]))
+           for i, face in enumerate(faces)]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def train_step(model: torch.nn.Module, loss_fn: JointLoss, opt: torch.optim.Optimizer,
