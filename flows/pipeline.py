@@ -76,16 +76,26 @@ def mlflow_run_link(run_id: str) -> str:
     return f"`{run_id}` ({uri})"
 
 
+PROTOCOL_TITLES = {
+    "lfw": ("# LFW cross-resolution verification",
+            "10-fold accuracy (%), gallery 112x96; pairs scored by plain cosine, as `lrface verify` does."),
+    "lfw_surv": ("# LFW surveillance protocol",
+                 "The same pairs, each probe through the camera chain (colour cast, blur, noise, JPEG; "
+                 "fixed seeded draws): what camera footage looks like."),
+}
+
+
 def results_markdown(result: dict[str, Any], trained: list[dict[str, Any]] | None = None) -> str:
-    lines = ["# LFW cross-resolution verification", "",
-             "10-fold accuracy (%), gallery 112x96; pairs scored by plain cosine, as `lrface verify` does.", "",
-             result["table"], ""]
-    if result.get("table_both_low"):
-        lines += ["Both faces at the low resolution (the thresholds `lrface verify` uses for two small faces).",
-                  "", result["table_both_low"], ""]
-    if result.get("table_meansub"):
-        lines += ["The same features scored by the MobileFaceNet authors' recipe (mean-subtracted cosine).", "",
-                  result["table_meansub"], ""]
+    lines: list[str] = []
+    for protocol, t in (result.get("tables") or {"lfw": result}).items():
+        title, intro = PROTOCOL_TITLES.get(protocol, (f"# {protocol}", ""))
+        lines += [title, "", intro, "", t["table"], ""]
+        if t.get("table_both_low"):
+            lines += ["Both faces at the low resolution (the thresholds `lrface verify` uses for two small faces).",
+                      "", t["table_both_low"], ""]
+        if t.get("table_meansub"):
+            lines += ["The same features scored by the MobileFaceNet authors' recipe (mean-subtracted cosine).",
+                      "", t["table_meansub"], ""]
     lines += ["## MLflow", ""]
     lines += [f"- evaluation of `{m}`: {mlflow_run_link(r)}" for m, r in result["runs"].items()]
     for t in trained or []:
@@ -106,7 +116,7 @@ def evaluate(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
 
     setup_mlflow(params_of(params_path, overrides))
     create_markdown_artifact(markdown=results_markdown(result, trained), key="lfw-results",
-                             description="LFW 10-fold accuracy (%) and MLflow runs")
+                             description="LFW 10-fold accuracy (%), clean and surveillance, and MLflow runs")
     return result
 
 

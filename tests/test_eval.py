@@ -63,10 +63,12 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     versions = [_register(client, a, path) for a, path in zip((0.0, 0.5), paths, strict=True)]
     out = evaluate_lfw(p, [f"models:/lrface-srnet/{v}" for v in versions], progress=False)
 
-    cells = {(r.method, r.size): r for r in out.results}
+    cells = {(r.method, r.size): r for r in out.results if r.protocol == "lfw"}
+    surv = {(r.method, r.size): r for r in out.results if r.protocol == "lfw_surv"}
     names = [f"lrface-srnet v{v} (alpha={a})" for v, a in zip(versions, ("0", "0.5"), strict=True)]
     sizes = ("7x6", "28x24", "7x6-7x6", "28x24-28x24")  # probe vs 112x96, and both faces low-resolution
     assert set(cells) == {("hr", "112x96")} | {(m, s) for m in ["bicubic", *names] for s in sizes}
+    assert set(surv) == {(m, s) for m in ["bicubic", *names] for s in sizes}  # the surveillance protocol
     hr = cells["hr", "112x96"]
     assert hr.acc >= 0.85 and len(hr.fold_accuracies) == 2  # real faces, real checkpoint
     # more pixels, better recognition: on real faces bicubic at 28x24 beats 7x6, and hr beats both
@@ -75,6 +77,7 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert hr.auc >= cells["bicubic", "28x24"].auc
     assert cells["bicubic", "7x6"].acc < 0.9  # 7x6 faces are hard: a broken degradation would not be
     for name in ("lfw_table.md", "lfw_table.csv", "lfw_results.json", "roc_7x6.png", "roc_28x24.png",
+                 "lfw_surv_table.md", "lfw_surv_results.json", "roc_surv_7x6.png", "roc_surv_28x24-28x24.png",
                  "sr_grid.png", "complexity.json"):
         assert (out.out_dir / name).is_file(), name
     assert "| hr |" in (out.out_dir / "lfw_table.md").read_text()
@@ -85,7 +88,16 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     # though evaluation named the model by its registry URI (inference used to look up the path).
     from lrface.inference import load_verifier
 
-    assert {"7x6", "28x24", "7x6-7x6", "112x96"} <= set(load_verifier(p, str(paths[0])).thresholds)
+    # verify --protocol surveillance takes that protocol's thresholds (a marker value shows the source)
+    client.log_metric(out.run_ids[names[0]], "lfw_surv/thr_far1e-3_28x24", 0.4242)
+    clean_thr = load_verifier(p, str(paths[0])).thresholds
+    surv_thr = load_verifier(p, str(paths[0]), protocol="surveillance").thresholds
+    assert {"7x6", "28x24", "7x6-7x6", "112x96"} <= set(clean_thr) and set(surv_thr) == set(clean_thr)
+    assert surv_thr["28x24"] == 0.4242 and clean_thr["28x24"] != 0.4242
+    assert surv_thr["112x96"] == clean_thr["112x96"]  # 112x96 pairs: one protocol
+    assert surv["bicubic", "28x24"].auc != cells["bicubic", "28x24"].auc  # other probes, other scores
+    assert metrics["lfw_surv"]["bicubic"]["acc_7x6"] == pytest.approx(surv["bicubic", "7x6"].acc, abs=1e-6)
+    assert "hr" not in metrics["lfw_surv"] and "lfw_surv/acc_7x6" in client.get_run(out.run_ids["bicubic"]).data.metrics
     assert metrics["lfw"]["bicubic"]["acc_7x6"] == pytest.approx(cells["bicubic", "7x6"].acc, abs=1e-6)
     # Two blurred faces look alike: their impostor scores, hence the threshold, are far higher
     # than a blurred probe against a sharp gallery face. This is why LR-vs-LR has its own thresholds.
@@ -161,3 +173,25 @@ def test_comparison_never_ranks_old_mean_subtracted_accuracy_as_plain_cosine():
     assert _pick(old, "lfw/") == {"acc_meansub_14x12": 0.9153, "auc_14x12": 0.97}
     new = {"lfw/acc_14x12": 0.9167, "lfw/acc_meansub_14x12": 0.914, "lfw/acc_std_14x12": 0.01}
     assert _pick(new, "lfw/") == {"acc_14x12": 0.9167, "acc_meansub_14x12": 0.914, "acc_std_14x12": 0.01}
+
+
+def test_surveillance_probes_are_fixed_per_image_and_not_the_clean_ones(small_lfw):
+    from dataclasses import replace
+
+    from lrface.data.degrade import DegradeConfig
+    from lrface.data.shards import ShardSet
+    from lrface.eval.lfw import load_lfw
+    from lrface.eval.probes import CameraProbes, ShardProbes
+
+    p = load_params(small_lfw)
+    data = load_lfw(ShardSet(p.path("work_dir") / "lfw" / "shards"), p.path("work_dir").parent / "pairs.txt")
+    camera = DegradeConfig.from_dict(p.get("degrade")).surveillance
+    rows = np.unique(data.probe_rows)[:12]
+    probes = CameraProbes(camera)
+    a = probes.faces(data.table, rows, "14x12")
+    assert a.shape == (12, 3, 14, 12)
+    assert torch.equal(a, CameraProbes(camera).faces(data.table, rows[::-1], "14x12").flip(0))  # per image
+    clean = ShardProbes().faces(data.table, rows, "14x12")
+    assert (a - clean).abs().mean() > 0.01  # camera-like, not the clean faces
+    other = CameraProbes(replace(camera, seed=camera.seed + 1))
+    assert not torch.equal(a, other.faces(data.table, rows, "14x12")) and other.fingerprint != probes.fingerprint

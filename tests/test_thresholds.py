@@ -23,6 +23,14 @@ def test_thresholds_from_metrics_keep_both_low_cells():
     assert thr == {"112x96": 0.30, "14x12": 0.31, "7x6": 0.28, "14x12-14x12": 0.45, "7x6-7x6": 0.52}
 
 
+def test_surveillance_thresholds_come_from_their_own_section_and_hr_from_the_clean_one():
+    metrics = {**METRICS, "lfw_surv": {"lrface-srnet v2 (alpha=0.5)": {"thr_far1e-3_14x12": 0.41,
+                                                                      "thr_far1e-3_14x12-14x12": 0.55}}}
+    thr = thresholds_from_metrics(metrics, "lrface-srnet v2 (alpha=0.5)", 1e-3, "lfw_surv")
+    assert thr == {"112x96": 0.30, "14x12": 0.41, "14x12-14x12": 0.55}
+    assert thresholds_from_metrics(METRICS, "lrface-srnet v2 (alpha=0.5)", 1e-3, "lfw_surv") == {"112x96": 0.30}
+
+
 @pytest.mark.parametrize(("a", "b", "want"), [
     ("112x96", "112x96", ("112x96", 0.30)),
     ("14x12", "112x96", ("14x12", 0.31)),        # the paper's protocol: probe vs sharp gallery

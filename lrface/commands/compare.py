@@ -11,7 +11,8 @@ from lrface.commands import params_from_args
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metric", default="acc", help="acc, auc or tar_far1e-3 (default: %(default)s)")
     p.add_argument("--promote-by", metavar="METRIC",
-                   help="move the alias to the best version by METRIC (e.g. acc_14x12), "
+                   help="move the alias to the best version by METRIC (e.g. acc_14x12, or "
+                        "lfw_surv/acc_14x12 for the surveillance protocol), "
                         "only if it beats the alias's current version")
     p.add_argument("--alias", default="champion")
 
@@ -21,7 +22,10 @@ def run(args: argparse.Namespace) -> int:
     from lrface.tracking import setup_mlflow
 
     setup_mlflow(params_from_args(args))
-    print(comparison_markdown(comparison(), args.metric))
+    for protocol, title in (("lfw", "LFW (clean probes)"), ("lfw_surv", "LFW surveillance protocol")):
+        rows = comparison(f"{protocol}/")
+        if protocol == "lfw" or any(r.metrics for r in rows if r.label not in ("hr",)):
+            print(f"{title}, {args.metric}:\n{comparison_markdown(rows, args.metric)}")
     if args.promote_by:
         print(json.dumps(promote(args.promote_by, args.alias), indent=2))
     return 0

@@ -14,6 +14,9 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
                    help="SRNet checkpoint path or models:/lrface-srnet@alias (default: inference.srnet)")
     p.add_argument("--bicubic", action="store_true", help="no SRNet: small faces are upscaled bicubically")
     p.add_argument("--threshold", type=float, help="fixed decision threshold instead of the evaluation's")
+    p.add_argument("--protocol", choices=("clean", "surveillance"),
+                   help="whose thresholds: the clean LFW protocol's or the surveillance one's, for camera "
+                        "footage (default: inference.protocol)")
     p.add_argument("--json", action="store_true", help="JSON output instead of a table")
 
 
@@ -39,7 +42,8 @@ def add_identify_arguments(p: argparse.ArgumentParser) -> None:
 def _verifier(args: argparse.Namespace, params=None):
     from lrface.inference import load_verifier
 
-    return load_verifier(params or params_from_args(args), None if args.bicubic else args.srnet, args.threshold)
+    return load_verifier(params or params_from_args(args), None if args.bicubic else args.srnet, args.threshold,
+                         args.protocol)
 
 
 def _faces_table(e) -> list[str]:
@@ -61,7 +65,8 @@ def run_verify(args: argparse.Namespace) -> int:
     for label, e in (("A", res.a), ("B", res.b)):
         print(f"{label}: {e.source} ({len(e.faces)} face{'s' if len(e.faces) != 1 else ''})")
         print("\n".join(_faces_table(e)))
-    far = f" (FAR {res.far:g} at {res.size}, {v.model_name})" if res.far is not None else " (fixed)"
+    far = (f" (FAR {res.far:g} at {res.size}, {res.protocol} calibration, {v.model_name})"
+           if res.far is not None else " (fixed)")
     print(f"similarity {res.similarity:.4f}, threshold {res.threshold:.4f}{far}: "
           f"{'SAME person' if res.same else 'DIFFERENT people'}")
     return 0
@@ -94,6 +99,7 @@ def run_identify(args: argparse.Namespace) -> int:
     thr = {i: threshold(i) for i, _ in hits}
     result = {
         "probe": probe.summary(), "model": v.model_name,
+        "threshold_protocol": None if v.config.threshold is not None else v.config.protocol,
         "gallery": {"folder": str(root), "enrolled": len(gallery.paths), "failed": gallery.failed,
                     "reused_from_cache": gallery.reused, "embedded": gallery.embedded, "cache": str(cache)},
         "matches": [{"rank": r + 1, "identity": gallery.identities[i], "path": gallery.paths[i],

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lrface.protocols import PROTOCOLS
 from lrface.sizes import parse_size
 from lrface.typed import from_mapping
 
@@ -16,6 +17,7 @@ class EvaluateConfig:
     sizes: tuple[str, ...] = ("7x6", "14x12", "16x16", "28x24")
     methods: tuple[str, ...] = ("trained",)  # besides hr and bicubic
     batch_size: int = 32
+    protocols: tuple[str, ...] = ("clean", "surveillance")  # probes: the shards' / the camera chain's
     both_lr: bool = True  # also both faces at each size: thresholds for LR-vs-LR verification
     grid_pairs: int = 6
     timing_batches: tuple[int, ...] = (1, 64)
@@ -25,7 +27,10 @@ class EvaluateConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> EvaluateConfig:
-        cfg = from_mapping(cls, dict(d or {}), "evaluate", tuples=("sizes", "methods", "timing_batches"))
+        cfg = from_mapping(cls, dict(d or {}), "evaluate", tuples=("sizes", "methods", "timing_batches", "protocols"))
         for s in cfg.sizes:
             parse_size(s)
+        bad = [p for p in cfg.protocols if p not in PROTOCOLS]
+        if bad or not cfg.protocols:
+            raise ValueError(f"evaluate.protocols must be a non-empty list of {PROTOCOLS}, got {list(cfg.protocols)}")
         return cfg

@@ -1,8 +1,9 @@
 """LFW View-2 cross-resolution verification (6,000 pairs, 10 folds).
 
 The gallery (first image of each pair) stays 112x96; the probe (second image) is taken at a low
-resolution from the shards (7x6, 14x12, 16x16, 28x24), restored by the method under test and
-resized to 112x96. A second protocol, "both low-resolution" (size label ``7x6-7x6``), degrades
+resolution (7x6, 14x12, 16x16, 28x24), restored by the method under test and resized to 112x96.
+Probes come from the shards (clean, ``lfw/...``) or from the camera chain (surveillance,
+``lfw_surv/...``; :mod:`lrface.eval.probes`). A second protocol, "both low-resolution" (size label ``7x6-7x6``), degrades
 and restores both faces of each pair: two faces from the same footage, as ``lrface verify`` sees
 them; it calibrates the thresholds for that case. Features are ``concat(f(x), f(hflip(x)))``; accuracy follows the 10-fold
 recipe in :mod:`lrface.eval.verification`; ROC/AUC/TAR use plain cosine scores over all pairs.
@@ -14,6 +15,7 @@ on disk keyed by the shard manifest and FRNet checkpoint digests.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +30,10 @@ from lrface.data.shards import ShardSet, lr_column, manifest_digest
 from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
 from lrface.data.tensors import png_to_tensor
 from lrface.eval.methods import Restorer
+from lrface.eval.probes import Probes, ShardProbes
 from lrface.eval.verification import Roc, auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
 from lrface.models.mobilefacenet import FrozenFRNet
+from lrface.protocols import protocol_name
 from lrface.sizes import HR_SIZE, both_lr
 
 
@@ -73,26 +77,33 @@ def load_lfw(shards: ShardSet, pairs_path: str | Path, folds: Sequence[int] | No
     return LfwData(pairs, table, row_of, manifest_digest(shards.manifest_path))
 
 
+def column_faces(table: pa.Table, column: str) -> Callable[[np.ndarray], torch.Tensor]:
+    """Rows -> the faces ``table[column]`` holds (PNG), as a float batch."""
+    col = table.column(column)
+    return lambda rows: png_to_tensor([col[int(i)].as_py() for i in rows])
+
+
 @torch.inference_mode()
 def embed_rows(
     frnet: FrozenFRNet,
     table: pa.Table,
     rows: np.ndarray,
-    column: str,
+    column: str | Callable[[np.ndarray], torch.Tensor],
     restorer: Restorer | None = None,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """256-d flip features of ``table[column][rows]``, restored to 112x96 by ``restorer``."""
-    col = table.column(column)
+    """256-d flip features of the faces of ``rows`` (``table[column]``, or what ``column(rows)``
+    makes), restored to 112x96 by ``restorer``."""
+    load = column_faces(table, column) if isinstance(column, str) else column
     out = np.empty((len(rows), 256), np.float32)
     for start in range(0, len(rows), batch_size):
         idx = rows[start : start + batch_size]
-        x = png_to_tensor([col[int(i)].as_py() for i in idx])
+        x = load(idx)
         if restorer is not None:
             x = restorer(x)
         if tuple(x.shape[-2:]) != (112, 96):
-            raise ValueError(f"faces for FRNet must be 112x96, got {tuple(x.shape[-2:])} from {column}")
+            raise ValueError(f"faces for FRNet must be 112x96, got {tuple(x.shape[-2:])}")
         out[start : start + len(idx)] = frnet.embed_flip(x).numpy()
         if progress:
             progress(len(idx))
@@ -113,35 +124,47 @@ class Result:
     tar_at_far_1e3: float
     fold_accuracies: list[float]
     roc: Roc = field(repr=False)
+    protocol: str = "lfw"  # the metric prefix: lfw (clean probes) or lfw_surv (camera chain)
 
     def as_dict(self) -> dict:
-        return {"method": self.method, "size": self.size, "acc": self.acc, "acc_std": self.acc_std,
+        return {"protocol": self.protocol, "method": self.method, "size": self.size, "acc": self.acc, "acc_std": self.acc_std,
                 "acc_meansub": self.acc_meansub, "acc_meansub_std": self.acc_meansub_std,
                 "auc": self.auc, "tar@far=1e-3": self.tar_at_far_1e3, "fold_accuracies": self.fold_accuracies}
 
 
-def score(method: str, size: str, feat_a: np.ndarray, feat_b: np.ndarray, data: LfwData) -> Result:
+def score(method: str, size: str, feat_a: np.ndarray, feat_b: np.ndarray, data: LfwData,
+          protocol: str = "lfw") -> Result:
     """Plain-cosine 10-fold accuracy (primary, as ``lrface verify`` scores), the authors'
     mean-subtracted one beside it, and the ROC."""
     folds = kfold_accuracy(feat_a, feat_b, data.same, data.folds)
     meansub = kfold_accuracy(feat_a, feat_b, data.same, data.folds, subtract_mean=True)
     roc = roc_curve(cosine_scores(feat_a, feat_b), data.same)
     return Result(method, size, folds.mean, folds.std, meansub.mean, meansub.std, auc(roc), tar_at_far(roc, 1e-3),
-                  [float(a) for a in folds.accuracies], roc)
+                  [float(a) for a in folds.accuracies], roc, protocol)
 
 
 class LfwEvaluator:
     """Runs methods x resolutions over the pairs, embedding each distinct image once."""
 
     def __init__(self, frnet: FrozenFRNet, data: LfwData, frnet_sha256: str, cache_dir: Path | None = None,
-                 batch_size: int = 32, progress: bool = True) -> None:
+                 batch_size: int = 32, progress: bool = True, probes: Probes | None = None,
+                 dataset: str = "lfw") -> None:
         self.frnet = frnet
+        self.dataset = dataset
+        self.probes: Probes = probes or ShardProbes()
+        self.protocol = protocol_name(dataset, self.probes.protocol)
         self.data = data
         self.batch_size = batch_size
         self.cache_dir = cache_dir
         self.frnet_sha256 = frnet_sha256
         self.progress = progress
         self._hr: np.ndarray | None = None
+
+    def with_probes(self, probes: Probes) -> LfwEvaluator:
+        """This evaluator (its pairs, FRNet and 112x96 features) on another protocol's probes."""
+        other = copy.copy(self)
+        other.probes, other.protocol = probes, protocol_name(self.dataset, probes.protocol)
+        return other
 
     def _bar(self, total: int, desc: str):
         from lrface.progress import progress
@@ -152,7 +175,8 @@ class LfwEvaluator:
         if self.cache_dir is None:
             return compute()
         # the shards, FRNet (weights and precision), the method's weights and the code that embeds
-        code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", "models", "data/tensors.py")
+        code = code_digest("eval/lfw.py", "eval/methods.py", "eval/probes.py", "losses.py", "models",
+                           "data/tensors.py", "data/degrade.py")
         digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():
@@ -182,9 +206,9 @@ class LfwEvaluator:
         """Features of shard ``rows`` taken at ``size`` and restored by ``restorer`` (cached under ``key``)."""
 
         def compute() -> np.ndarray:
-            with self._bar(len(rows), f"{restorer.name} {size}") as bar:
-                return embed_rows(self.frnet, self.data.table, rows, lr_column(size), restorer,
-                                  self.batch_size, bar.update)
+            load = lambda idx: self.probes.faces(self.data.table, idx, size)  # noqa: E731
+            with self._bar(len(rows), f"{self.protocol} {restorer.name} {size}") as bar:
+                return embed_rows(self.frnet, self.data.table, rows, load, restorer, self.batch_size, bar.update)
 
         return self._cached(key, compute) if cache else compute()
 
@@ -193,6 +217,8 @@ class LfwEvaluator:
         restored by ``restorer`` (one row per pair). Each distinct image is embedded once: the
         gallery side embeds only the images that are no pair's probe and reuses the others."""
         fp = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}"
+        if self.probes.fingerprint != "clean":  # clean keys stay as they were: old caches still hit
+            fp = f"{self.probes.fingerprint}/{fp}"
         rows = np.unique(self.data.probe_rows)
         feats = self._lr_rows(restorer, size, rows, fp, cache)
         if side == "gallery":
@@ -211,9 +237,10 @@ class LfwEvaluator:
     def evaluate(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
         """Probe at ``size``, restored; gallery at 112x96 (the paper's protocol)."""
         gallery = self.hr_features()[self.data.gallery_rows]
-        return score(restorer.name, size, gallery, self.lr_features(restorer, size, "probe", cache), self.data)
+        return score(restorer.name, size, gallery, self.lr_features(restorer, size, "probe", cache), self.data,
+                     self.protocol)
 
     def evaluate_both_lr(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
         """Both faces of each pair at ``size``, both restored by ``restorer``."""
         return score(restorer.name, both_lr(size), self.lr_features(restorer, size, "gallery", cache),
-                     self.lr_features(restorer, size, "probe", cache), self.data)
+                     self.lr_features(restorer, size, "probe", cache), self.data, self.protocol)

@@ -44,9 +44,9 @@ def log_evaluation(results: list[Result], files: dict[str, Path], manifest_sha25
             tags.update({"lrface.registered_model": version[0], "lrface.model_version": version[1]})
         with mlflow.start_run(run_name=f"eval {dataset} {method}", tags=tags) as run:
             metrics: dict[str, float] = {}
-            for r in results:
+            for r in results:  # lfw/acc_14x12, lfw_surv/acc_14x12, ...
                 if r.method == method:
-                    metrics.update({f"{dataset}/{k}": v for k, v in result_metrics(r).items()})
+                    metrics.update({f"{r.protocol}/{k}": v for k, v in result_metrics(r).items()})
             mlflow.log_metrics(metrics)
             for p in files.values():
                 if p.is_file():
@@ -115,24 +115,26 @@ def comparison_markdown(rows: list[Row], metric: str = "acc") -> str:
 
 
 def promote(metric: str, alias: str = "champion") -> dict[str, Any]:
-    """Point ``alias`` at the version best by ``metric`` (e.g. ``acc_14x12``), only if it beats
-    the current holder of the alias. Returns what happened."""
+    """Point ``alias`` at the version best by ``metric`` (``acc_14x12``: the clean protocol's;
+    ``lfw_surv/acc_14x12``: another protocol's), only if it beats the current holder of the
+    alias. Returns what happened."""
     from mlflow import MlflowClient
 
-    rows = [r for r in comparison() if r.version is not None and metric in r.metrics]
+    prefix, _, name = metric.rpartition("/")
+    rows = [r for r in comparison(f"{prefix or 'lfw'}/") if r.version is not None and name in r.metrics]
     if not rows:
         raise ValueError(f"no evaluated {REGISTERED_MODEL} version has metric {metric!r}")
-    best = max(rows, key=lambda r: r.metrics[metric])
+    best = max(rows, key=lambda r: r.metrics[name])
     client = MlflowClient()
     try:
         current = str(client.get_model_version_by_alias(REGISTERED_MODEL, alias).version)
     except Exception:
         current = None
-    current_value = next((r.metrics[metric] for r in rows if r.version == current), None)
+    current_value = next((r.metrics[name] for r in rows if r.version == current), None)
     result = {"alias": alias, "metric": metric, "best_version": best.version,
-              "best_value": best.metrics[metric], "previous_version": current,
+              "best_value": best.metrics[name], "previous_version": current,
               "previous_value": current_value, "moved": False}
-    better = current is None or current_value is None or best.metrics[metric] > current_value
+    better = current is None or current_value is None or best.metrics[name] > current_value
     if better and best.version != current:
         client.set_registered_model_alias(REGISTERED_MODEL, alias, best.version)
         result["moved"] = True

@@ -51,25 +51,55 @@ def table_markdown(results: Sequence[Result], both_low: bool = False, meansub: b
     return "\n".join(lines) + "\n"
 
 
+TITLES = {
+    "lfw": ("LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution (bicubic "
+            "downsampling of the aligned face); pairs scored by plain cosine of flip-concat features, as "
+            "`lrface verify` scores them"),
+    "lfw_surv": ("LFW surveillance protocol: the same pairs and scoring, each probe through the camera chain "
+                 "(degrade.surveillance: colour cast, Gaussian/motion blur, downsampling, sensor noise, JPEG; "
+                 "one fixed seeded draw per image and size). The hr row is the clean 112x96 reference"),
+}
+
+
+def by_protocol(results: Sequence[Result]) -> dict[str, list[Result]]:
+    """Results per protocol (``lfw``, ``lfw_surv``), each led by the hr reference row."""
+    hr = [r for r in results if r.method == "hr"]
+    out: dict[str, list[Result]] = {}
+    for r in results:
+        if r.method != "hr":
+            out.setdefault(r.protocol, list(hr)).append(r)
+    return out or ({hr[0].protocol: hr} if hr else {})
+
+
 def write_tables(results: Sequence[Result], out: Path) -> dict[str, Path]:
+    """``<protocol>_table.md`` / ``.csv`` and ``<protocol>_results.json`` for each protocol."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out / "lfw_table.md", "csv": out / "lfw_table.csv", "json": out / "lfw_results.json"}
-    text = ("LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution; pairs scored by "
-            "plain cosine of flip-concat features, as `lrface verify` scores them\n\n" + table_markdown(results))
+    paths: dict[str, Path] = {}
+    for protocol, rs in by_protocol(results).items():
+        paths.update(_write_protocol(protocol, rs, out))
+    return paths
+
+
+def _write_protocol(protocol: str, results: Sequence[Result], out: Path) -> dict[str, Path]:
+    tag = "" if protocol == "lfw" else f"_{protocol}"
+    paths = {f"md{tag}": out / f"{protocol}_table.md", f"csv{tag}": out / f"{protocol}_table.csv",
+             f"json{tag}": out / f"{protocol}_results.json"}
+    title = TITLES.get(protocol, TITLES["lfw"].replace("LFW", protocol))
+    text = title + "\n\n" + table_markdown(results)
     if any(is_both_lr(r.size) for r in results):
         text += ("\nBoth faces of each pair at the low resolution (e.g. two faces from the same footage)\n\n"
                  + table_markdown(results, both_low=True))
     text += ("\nThe same features scored by the MobileFaceNet authors' recipe (subtract the mean feature of "
              "the 9 threshold folds, then cosine), for comparison with the seed paper\n\n"
              + table_markdown(results, meansub=True))
-    paths["md"].write_text(text)
-    with open(paths["csv"], "w", newline="") as f:
+    paths[f"md{tag}"].write_text(text)
+    with open(paths[f"csv{tag}"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["method", "size", "acc", "acc_std", "acc_meansub", "acc_meansub_std", "auc", "tar@far=1e-3"])
         for r in results:
             w.writerow([r.method, r.size, f"{r.acc:.6f}", f"{r.acc_std:.6f}", f"{r.acc_meansub:.6f}",
                         f"{r.acc_meansub_std:.6f}", f"{r.auc:.6f}", f"{r.tar_at_far_1e3:.6f}"])
-    paths["json"].write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    paths[f"json{tag}"].write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
     return paths
 
 
@@ -95,6 +125,14 @@ def metrics_dict(results: Sequence[Result]) -> dict[str, Any]:
     return out
 
 
+def metrics_by_protocol(results: Sequence[Result]) -> dict[str, Any]:
+    """``{"lfw": {method: {...}}, "lfw_surv": {...}}``: hr only under its own protocol (``lfw``)."""
+    out: dict[str, Any] = {}
+    for r in results:
+        out.setdefault(r.protocol, {}).setdefault(r.method, {}).update(result_metrics(r))
+    return out
+
+
 def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
     """One ROC figure per probe resolution, every method on it (log FAR axis)."""
     import matplotlib
@@ -102,7 +140,16 @@ def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    paths = []
+    for protocol, rs in by_protocol(results).items():
+        paths += _plot_protocol_rocs(protocol, rs, out, plt)
+    return paths
+
+
+def _plot_protocol_rocs(protocol: str, results: Sequence[Result], out: Path, plt) -> list[Path]:
     hr = [r for r in results if r.method == "hr"]
+    name = "LFW" if protocol == "lfw" else protocol.replace("lfw_surv", "LFW surveillance")
+    tag = "" if protocol == "lfw" else f"{protocol.removeprefix('lfw_')}_"
     paths = []
     for size in [s for s in _sizes(results) if s != HR_SIZE]:
         fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
@@ -113,11 +160,12 @@ def plot_rocs(results: Sequence[Result], out: Path) -> list[Path]:
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("false accept rate")
         ax.set_ylabel("true accept rate")
-        ax.set_title(f"LFW, both faces {size.split('-')[0]}" if is_both_lr(size) else f"LFW, probe {size} -> 112x96")
+        ax.set_title(f"{name}, both faces {size.split('-')[0]}" if is_both_lr(size)
+                     else f"{name}, probe {size} -> 112x96")
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="lower right", fontsize=7)
         fig.tight_layout()
-        path = out / f"roc_{size}.png"
+        path = out / f"roc_{tag}{size}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)

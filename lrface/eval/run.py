@@ -11,11 +11,13 @@ from lrface import storage
 from lrface.checkpoints import load_frnet, sha256_file
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
+from lrface.data.degrade import DegradeConfig
 from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
 from lrface.eval.config import EvaluateConfig
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
+from lrface.eval.probes import probes_for
 from lrface.losses import LossConfig
 from lrface.models import model_size
 from lrface.models.precision import resolve_precision
@@ -58,16 +60,19 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     data = load_lfw(shards, data_path(params, spec.pairs), spec.folds)
     out = params.path("work_dir") / cfg.out_dir
     ev = LfwEvaluator(frnet, data, f"{frnet_sha}-{frnet.precision}", cache_dir=params.path("work_dir") / "cache" / "features",
-                      batch_size=cfg.batch_size, progress=progress)
+                      batch_size=cfg.batch_size, progress=progress, dataset=spec.name)
 
+    degrade = DegradeConfig.from_dict(params.get("degrade"))
     results = [ev.evaluate_hr()]
-    for size in cfg.sizes:
-        for r in restorers:
-            results.append(ev.evaluate(r, size))  # features cached by the model's weights digest
-    if cfg.both_lr:  # both faces low-resolution: calibrates LR-vs-LR verification
+    for protocol in cfg.protocols:  # clean probes (the paper's), then the camera chain's
+        pev = ev.with_probes(probes_for(protocol, degrade.surveillance, degrade.kernel))
         for size in cfg.sizes:
             for r in restorers:
-                results.append(ev.evaluate_both_lr(r, size))
+                results.append(pev.evaluate(r, size))  # features cached by the model's weights digest
+        if cfg.both_lr:  # both faces low-resolution: calibrates LR-vs-LR verification
+            for size in cfg.sizes:
+                for r in restorers:
+                    results.append(pev.evaluate_both_lr(r, size))
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
@@ -75,7 +80,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     complexity = _complexity(frnet, restorers, list(cfg.timing_batches))
     files["complexity"] = out / "complexity.json"
     files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
-    metrics = {"lfw": report.metrics_dict(results), "pairs": len(data.pairs),
+    metrics = {**report.metrics_by_protocol(results), "pairs": len(data.pairs),
                "manifest_sha256": data.manifest_sha256}
     run_ids: dict[str, str] = {}
     if track:

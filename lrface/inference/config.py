@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lrface.protocols import PROTOCOLS
 from lrface.typed import from_mapping
 
 
@@ -21,6 +22,7 @@ class InferenceConfig:
     max_pixels: int = 40_000_000  # larger inputs are refused (decompression bombs)
     min_side: int = 8
     far: float = 1e-3  # the false accept rate the decision threshold is taken at
+    protocol: str = "clean"  # whose thresholds: clean (bicubic probes) or surveillance (camera chain)
     threshold: float | None = None  # a fixed threshold instead (overrides the evaluation's)
     batch_size: int = 32
     isr_resize: str = "bicubic"
@@ -33,6 +35,8 @@ class InferenceConfig:
 
         if cfg.isr_resize not in RESIZE_MODES:
             raise ValueError(f"inference.isr_resize must be one of {RESIZE_MODES}, got {cfg.isr_resize!r}")
+        if cfg.protocol not in PROTOCOLS:
+            raise ValueError(f"inference.protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
         if not 0.0 < cfg.far < 1.0:
             raise ValueError(f"inference.far must be a rate in (0, 1), got {cfg.far}")
         if not cfg.detect_upscales or any(int(u) < 1 for u in cfg.detect_upscales):

@@ -10,17 +10,21 @@ from lrface.inference.thresholds import thresholds_from_metrics, thresholds_from
 from lrface.inference.verifier import FaceVerifier
 from lrface.locations import checkpoint_label
 from lrface.models.summary import weights_digest
+from lrface.protocols import protocol_name
 
 
-def load_verifier(params, srnet: str | None = "", threshold: float | None = None) -> FaceVerifier:
+def load_verifier(params, srnet: str | None = "", threshold: float | None = None,
+                  protocol: str | None = None) -> FaceVerifier:
     """A verifier from params.yaml: FRNet from ``paths.frnet_checkpoint``, SRNet from ``srnet``
-    (``""``: ``inference.srnet``; ``None``: bicubic), thresholds from MLflow or metrics.json."""
+    (``""``: ``inference.srnet``; ``None``: bicubic), thresholds of ``protocol`` (None:
+    ``inference.protocol``) from MLflow or metrics.json."""
     from lrface.checkpoints import load_frnet, load_srnet
     from lrface.models.precision import resolve_precision
 
     cfg = InferenceConfig.from_dict(params.get("inference"))
-    if threshold is not None:
-        cfg = InferenceConfig(**{**asdict(cfg), "threshold": threshold})
+    if threshold is not None or protocol is not None:
+        cfg = InferenceConfig.from_dict({**asdict(cfg), "threshold": threshold if threshold is not None else cfg.threshold,
+                                         "protocol": protocol or cfg.protocol})
     spec = cfg.srnet if srnet == "" else srnet
     model, name, thresholds = None, "bicubic", {}
     from_mlflow = bool(spec and spec.startswith(("models:/", "runs:/")))
@@ -36,13 +40,14 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
         model, name = load_srnet(spec), str(spec)
     if cfg.threshold is None:
         digest = weights_digest(model).hexdigest() if model is not None and not from_mlflow else None
-        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest)
+        protocol = protocol_name(params.get_dotted("evaluate.dataset", "lfw"), cfg.protocol)
+        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest, protocol)
         if not thresholds:
             rel = params.section("evaluate").get("metrics_file", "metrics.json")
             mfile = params.workspace().pull(rel, missing_ok=True)
             if mfile.is_file():
                 label = (name if from_mlflow else checkpoint_label(spec)) if model is not None else "bicubic"
-                thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far)
+                thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far, protocol)
     precision = resolve_precision(params.get_dotted("frnet.precision", "auto"))
     return FaceVerifier(load_frnet(params.path("frnet_checkpoint"), precision=precision), model, cfg, thresholds,
                         model_name=name, lr_kernel=params.get_dotted("degrade.kernel", "bicubic"))

@@ -24,8 +24,9 @@ def threshold_for(sa: str, sb: str, thresholds: dict[str, float], cfg: Inference
         return float(cfg.threshold), size
     if size not in thresholds:
         raise InferenceError(
-            f"no verification threshold for {model_name} at {size}: evaluate the model "
-            f"(`lrface evaluate`, which logs thresholds at FAR {cfg.far:g}) or pass --threshold")
+            f"no verification threshold for {model_name} at {size} under the {cfg.protocol} protocol: "
+            f"evaluate the model (`lrface evaluate` with {cfg.protocol!r} in evaluate.protocols logs "
+            f"thresholds at FAR {cfg.far:g}), choose another inference.protocol, or pass --threshold")
     return thresholds[size], size
 
 
@@ -33,13 +34,14 @@ def far_key(far: float) -> str:
     return f"{far:.0e}".replace("e-0", "e-")
 
 
-def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float) -> dict[str, float]:
-    """``{size: threshold}`` for ``method`` (LR sizes) and ``hr`` (112x96) from ``metrics.json``."""
-    lfw = metrics.get("lfw", metrics)
+def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float,
+                            protocol: str = "lfw") -> dict[str, float]:
+    """``{size: threshold}`` for ``method`` (LR sizes, from ``protocol``'s section: ``lfw`` or
+    ``lfw_surv``) and ``hr`` (112x96, from ``lfw``) from ``metrics.json``."""
     out: dict[str, float] = {}
     prefix = f"thr_far{far_key(far)}_"
-    for name, wanted in ((method, None), ("hr", HR_SIZE)):
-        for k, v in (lfw.get(name) or {}).items():
+    for section, name, wanted in ((protocol, method, None), ("lfw", "hr", HR_SIZE)):
+        for k, v in ((metrics.get(section) or {}).get(name) or {}).items():
             if k.startswith(prefix):
                 size = k.removeprefix(prefix)
                 if wanted is None or size == wanted:
@@ -47,10 +49,11 @@ def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float) ->
     return out
 
 
-def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None = None) -> dict[str, float]:
-    """Thresholds logged by the latest evaluation runs of ``model_uri`` (or bicubic) and of hr. A
-    checkpoint given by path is found by its weights ``digest`` (evaluation may have named the
-    same file by another path)."""
+def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None = None,
+                           protocol: str = "lfw") -> dict[str, float]:
+    """Thresholds logged by the latest evaluation runs of ``model_uri`` (or bicubic) under
+    ``protocol`` (``lfw``, ``lfw_surv``) and of hr (``lfw``). A checkpoint given by path is found by
+    its weights ``digest`` (evaluation may have named the same file by another path)."""
     from mlflow import MlflowClient
 
     from lrface.tracking import resolve_version
@@ -70,8 +73,8 @@ def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None
     else:
         sel = "tags.`lrface.method` = 'bicubic'"
     out: dict[str, float] = {}
-    prefix = f"lfw/thr_far{far_key(far)}_"
-    for query, only in ((sel, None), ("tags.`lrface.method` = 'hr'", HR_SIZE)):
+    for query, section, only in ((sel, protocol, None), ("tags.`lrface.method` = 'hr'", "lfw", HR_SIZE)):
+        prefix = f"{section}/thr_far{far_key(far)}_"
         runs = client.search_runs(exps, f"tags.`lrface.kind` = 'evaluation' and {query}",
                                   order_by=["attributes.start_time DESC"], max_results=1)
         for k, v in (runs[0].data.metrics.items() if runs else ()):

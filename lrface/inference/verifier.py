@@ -55,10 +55,12 @@ class Verification:
     size: str  # the resolution whose threshold decided
     a: FaceEmbedding
     b: FaceEmbedding
+    protocol: str | None = None  # whose calibration: clean or surveillance (None: a fixed threshold)
 
     def as_dict(self) -> dict[str, Any]:
         return {"similarity": round(self.similarity, 6), "threshold": round(self.threshold, 6),
                 "same": self.same, "far": self.far, "threshold_size": self.size,
+                "threshold_protocol": self.protocol,
                 "a": self.a.summary(), "b": self.b.summary()}
 
 
@@ -164,8 +166,9 @@ class FaceVerifier:
         ea, eb = self.embed([a, b], face_index)
         sim = cosine(ea.embedding, eb.embedding)
         thr, size = self.threshold_for(ea, eb)
-        far = None if self.config.threshold is not None else self.config.far
-        return Verification(sim, thr, bool(sim >= thr), far, size, ea, eb)
+        fixed = self.config.threshold is not None
+        return Verification(sim, thr, bool(sim >= thr), None if fixed else self.config.far, size, ea, eb,
+                            None if fixed else self.config.protocol)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,393 @@
+"""MTCNN face detection in torch: the ``mtcnn`` package's cascade (1.0.0), without TensorFlow.
+
+:class:`TorchMTCNN` has :class:`lrface.data.align.MTCNNDetector`'s interface (``detect``,
+``detect_batch`` -> :class:`~lrface.data.align.Face` lists with float landmarks) and reproduces the
+package's cascade step by step, so the two find the same faces:
+
+* images normalised as ``(x - 127.5) / 128``, NHWC semantics (no width/height transpose);
+* pyramid: ``round(log(min_side / 12) / log(1 / 0.709) - 1)`` scales ``12 / min_face_size *
+  0.709**k``; each level is the image area-resized (TensorFlow's ``ResizeArea``) to
+  ``int(side * scale)``;
+* P-Net cells above 0.6 become boxes ``(2x+1, 2y+1, 2x+12, 2y+12) + 11 * offsets`` (offsets applied
+  at once), divided by the scale; per level "union" NMS 0.5, then across levels "union" NMS 0.7,
+  then boxes made square (no rounding);
+* R-Net and O-Net read their boxes with TensorFlow's ``crop_and_resize`` (bilinear, 0 outside the
+  image, box corners normalised by the image side but sampled on ``side - 1``); R-Net keeps > 0.7,
+  "union" NMS 0.7, square; O-Net keeps > 0.8, "min" NMS 0.7; offsets and landmarks are scaled by
+  ``side + 1`` of the box they were predicted in, landmarks shifted by -1;
+* NMS is the package's: a box is dropped when any higher-scored box of its image overlaps it by
+  more than the threshold (whether or not that box was itself dropped); areas without +1;
+* boxes are finally clipped to the image, landmarks are not.
+
+Weights are the ones the ``mtcnn`` wheel ships (``mtcnn/assets/weights/{p,r,o}net.lz4``, joblib
+pickles of the Keras weight lists); they are read from the installed package's folder without
+importing it (the package imports TensorFlow), or from ``weights_dir``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrface.data.align import Face
+from lrface.data.mtcnn_nets import ONet, PNet, RNet
+
+MIN_SIZE = 12  # P-Net's window
+SCALE_FACTOR = 0.709
+THRESHOLDS = (0.6, 0.7, 0.8)  # P-Net, R-Net, O-Net (the package's defaults)
+NMS_PNET_LEVEL, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+PATCH_BATCH = 256  # R-/O-Net patches per forward pass
+PNET_TILE_PIXELS = 2_000_000  # P-Net runs on row strips of at most this many pixels (x batch)
+
+
+def package_weights_dir() -> Path:
+    """``mtcnn/assets/weights`` of the installed ``mtcnn`` package, found without importing it."""
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the mtcnn package (whose wheel ships the MTCNN weights) is not installed; "
+                                "pass weights_dir= a folder holding pnet.lz4, rnet.lz4, onet.lz4")
+    return Path(next(iter(spec.submodule_search_locations))) / "assets" / "weights"
+
+
+def load_keras_weights(net: nn.Module, arrays: Sequence[np.ndarray]) -> nn.Module:
+    """Copy a Keras weight list (layer order; conv HWIO, dense (in, out), PReLU (1, 1, C)) into
+    ``net``, whose parameters are declared in the same order."""
+    params = list(net.named_parameters())
+    if len(params) != len(arrays):
+        raise ValueError(f"{type(net).__name__}: {len(arrays)} weight arrays for {len(params)} parameters")
+    with torch.no_grad():
+        for (name, p), a in zip(params, arrays, strict=True):
+            t = torch.from_numpy(np.array(a, dtype=np.float32))
+            if t.ndim == 4:
+                t = t.permute(3, 2, 0, 1)  # HWIO -> OIHW
+            elif t.ndim == 2:
+                t = t.T  # (in, out) -> (out, in)
+            elif t.ndim == 3:
+                t = t.reshape(-1)  # PReLU alpha shared over H, W
+            if tuple(t.shape) != tuple(p.shape):
+                raise ValueError(f"{type(net).__name__}.{name}: weight of shape {tuple(a.shape)} "
+                                 f"does not fit {tuple(p.shape)}")
+            p.copy_(t)
+    return net
+
+
+def load_nets(weights_dir: str | Path | None = None) -> tuple[PNet, RNet, ONet]:
+    """The three nets with the package's weights (read as files; see the module docstring)."""
+    import joblib  # a dependency of mtcnn; reads the lz4-compressed pickles
+
+    folder = Path(weights_dir) if weights_dir is not None else package_weights_dir()
+    nets = []
+    for cls, name in ((PNet, "pnet"), (RNet, "rnet"), (ONet, "onet")):
+        path = folder / f"{name}.lz4"
+        if not path.is_file():
+            raise FileNotFoundError(f"MTCNN weights not found: {path}")
+        nets.append(load_keras_weights(cls(), joblib.load(path)).eval())
+    return nets[0], nets[1], nets[2]
+
+
+# ----------------------------------------------------------------------------------- pyramid
+
+
+def pyramid_scales(height: int, width: int, min_face_size: int) -> np.ndarray:
+    """The package's scales: count from the short side, first scale ``12 / min_face_size``."""
+    short = min(height, width)
+    count = round(-(np.log(short / MIN_SIZE) / np.log(SCALE_FACTOR) + 1))
+    return (MIN_SIZE / min_face_size) * SCALE_FACTOR ** np.arange(max(count, 0))
+
+
+def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input indices ``(n_out, K)`` and float32 weights of TensorFlow's ResizeArea along one axis
+    (weight = overlap of input cell i with the output cell's span; indices clamped to the edge)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    out = np.arange(n_out, dtype=np.float32)
+    lo, hi = out * scale, (out + 1) * scale
+    start = np.floor(lo).astype(np.int64)
+    end = np.ceil(hi).astype(np.int64)
+    k = int((end - start).max())
+    idx = start[:, None] + np.arange(k)[None, :]
+    cell = idx.astype(np.float32)
+    w = np.minimum(cell + 1, hi[:, None]) - np.maximum(cell, lo[:, None])
+    w = np.where(idx < end[:, None], w, 0).astype(np.float32)
+    return np.minimum(idx, n_in - 1), w
+
+
+def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x``."""
+    n_h, n_w = x.shape[-2:]
+    norm = 1.0 / (np.float32(n_h) / np.float32(height) * (np.float32(n_w) / np.float32(width)))
+    for dim, n_in, n_out in ((-2, n_h, height), (-1, n_w, width)):
+        idx, w = _area_taps(n_in, n_out)
+        idx_t = torch.from_numpy(idx).to(x.device)
+        w_t = torch.from_numpy(w).to(x.device)
+        shape = [1] * x.ndim
+        shape[dim] = n_out
+        acc = None
+        for k in range(idx.shape[1]):
+            term = x.index_select(dim, idx_t[:, k]) * w_t[:, k].view(shape)
+            acc = term if acc is None else acc.add_(term)
+        x = acc
+    return x * float(np.float32(norm))
+
+
+def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
+    """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of NCHW ``images`` at ``boxes``
+    (rows ``image, x1, y1, x2, y2`` in pixels, normalised by the image side as the package does)
+    -> ``(len(boxes), C, size, size)``."""
+    _, _, h, w = images.shape
+    dev = images.device
+    ids = torch.from_numpy(boxes[:, 0].astype(np.int64)).to(dev)
+    norm = (boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w], np.float64)).astype(np.float32)
+    y1, x1, y2, x2 = torch.from_numpy(norm).to(dev).unbind(1)
+    steps = torch.arange(size, device=dev, dtype=torch.float32)
+
+    def axis(a: torch.Tensor, b: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+        step = (b - a) * (n - 1) / (size - 1)
+        pos = (a * (n - 1))[:, None] + steps[None, :] * step[:, None]
+        inside = (pos >= 0) & (pos <= n - 1)
+        lo = pos.floor()
+        frac = pos - lo
+        lo_i = lo.long().clamp(0, n - 1)
+        hi_i = pos.ceil().long().clamp(0, n - 1)
+        return lo_i, hi_i, frac, inside
+
+    top, bottom, fy, in_y = axis(y1, y2, h)
+    left, right, fx, in_x = axis(x1, x2, w)
+    img = images.permute(0, 2, 3, 1)  # NHWC for the gathers below
+    b = ids[:, None, None]
+
+    def lerp_row(rows: torch.Tensor) -> torch.Tensor:
+        r = rows[:, :, None]
+        a, c = img[b, r, left[:, None, :]], img[b, r, right[:, None, :]]  # (N, size, size, C)
+        return a + (c - a) * fx[:, None, :, None]
+
+    upper, lower = lerp_row(top), lerp_row(bottom)
+    out = upper + (lower - upper) * fy[:, :, None, None]
+    out = out * (in_y[:, :, None] & in_x[:, None, :])[..., None]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+# ------------------------------------------------------------------------------ box helpers
+# Box arrays are float64 numpy, one row per box: image, x1, y1, x2, y2, score[, 10 landmarks].
+
+
+def _sort_desc(boxes: np.ndarray) -> np.ndarray:
+    """By score, highest first (ascending argsort reversed, as the package sorts)."""
+    return boxes[np.argsort(boxes[:, 5])[::-1]]
+
+
+def _suppressed(xyxy: np.ndarray, threshold: float, mode: str) -> np.ndarray:
+    """True where a box overlaps any earlier box by more than ``threshold`` (earlier = higher score).
+    Pairwise in column blocks of about 2M pairs, so thousands of boxes need no n x n matrix."""
+    n = len(xyxy)
+    block = max(16, 2_000_000 // max(n, 1))
+    out = np.zeros(n, bool)
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for s in range(1, n, block):
+            j = slice(s, min(s + block, n))
+            a = xyxy[: j.stop]  # candidates: every box before the last of this block
+            iw = np.maximum(0, np.minimum(a[:, None, 2], xyxy[None, j, 2]) - np.maximum(a[:, None, 0], xyxy[None, j, 0]))
+            ih = np.maximum(0, np.minimum(a[:, None, 3], xyxy[None, j, 3]) - np.maximum(a[:, None, 1], xyxy[None, j, 1]))
+            inter = iw * ih
+            if mode == "union":
+                ratio = inter / (area[: j.stop, None] + area[None, j] - inter)
+            else:
+                ratio = inter / np.minimum(area[: j.stop, None], area[None, j])
+            earlier = np.arange(j.stop)[:, None] < np.arange(j.start, j.stop)[None, :]
+            out[j] = ((ratio > threshold) & earlier).any(axis=0)
+    return out
+
+
+def nms(boxes: np.ndarray, threshold: float, mode: str = "union", sort: bool = True) -> np.ndarray:
+    """The package's NMS per image; rows come out grouped by image (ascending), order kept within."""
+    if sort and len(boxes):
+        boxes = _sort_desc(boxes)
+    kept = []
+    for image in np.unique(boxes[:, 0]):
+        b = boxes[boxes[:, 0] == image]
+        kept.append(b[~_suppressed(b[:, 1:5], threshold, mode)])
+    return np.concatenate(kept) if kept else boxes[:0]
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    """Grow the short side to the long one around the centre (no rounding)."""
+    out = boxes.copy()
+    w, h = boxes[:, 3] - boxes[:, 1], boxes[:, 4] - boxes[:, 2]
+    side = np.maximum(w, h)
+    out[:, 1] = boxes[:, 1] + w * 0.5 - side * 0.5
+    out[:, 2] = boxes[:, 2] + h * 0.5 - side * 0.5
+    out[:, 3] = out[:, 1] + side
+    out[:, 4] = out[:, 2] + side
+    return out
+
+
+def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Shift corners by offsets in units of the box's side + 1."""
+    out = boxes.copy()
+    w = boxes[:, 3] - boxes[:, 1] + 1
+    h = boxes[:, 4] - boxes[:, 2] + 1
+    out[:, 1:5] += offsets.astype(np.float64) * np.stack([w, h, w, h], axis=1)
+    return out
+
+
+# -------------------------------------------------------------------------------- detector
+
+
+class TorchMTCNN:
+    """MTCNN in torch with :class:`~lrface.data.align.MTCNNDetector`'s interface and results.
+
+    ``threads``: torch intra-op threads, set process-wide as MTCNNDetector sets TensorFlow's
+    (``None`` leaves torch's setting). ``device``: where the nets and the image pyramid run
+    (``"cpu"``, ``"cuda"``...). ``max_pixels``: most pixels (images x height x width) one pass
+    holds; a larger image is refused with ``ValueError``, a batch is split to fit. Calls share no
+    mutable state, so one detector may serve several threads.
+    """
+
+    def __init__(self, threads: int | None = 1, min_face_size: int = 20, device: str | torch.device = "cpu",
+                 max_pixels: int = 40_000_000, weights_dir: str | Path | None = None,
+                 thresholds: tuple[float, float, float] = THRESHOLDS) -> None:
+        if min_face_size < 1:
+            raise ValueError(f"min_face_size must be >= 1, got {min_face_size}")
+        if max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.min_face_size = min_face_size
+        self.max_pixels = max_pixels
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.device = torch.device(device)
+        self.pnet, self.rnet, self.onet = (n.to(self.device) for n in load_nets(weights_dir))
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces of images of one shape (``(H, W, 3)`` uint8 RGB), in one pass where ``max_pixels``
+        allows; per image highest score first."""
+        if len(images) == 0:
+            return []
+        shape = self._check(images)
+        per_pass = max(1, self.max_pixels // (shape[0] * shape[1]))
+        out: list[list[Face]] = []
+        for s in range(0, len(images), per_pass):
+            out += self._detect(images[s : s + per_pass])
+        return out
+
+    def _check(self, images: Sequence[np.ndarray]) -> tuple[int, int]:
+        shapes = set()
+        for im in images:
+            if not isinstance(im, np.ndarray):
+                raise ValueError(f"expected numpy arrays, got {type(im).__name__}")
+            if im.ndim != 3 or im.shape[2] != 3:
+                raise ValueError(f"expected HxWx3 RGB images, got shape {im.shape} (convert grayscale/RGBA "
+                                 "to RGB first, e.g. lrface.data.images.decode_rgb)")
+            if im.dtype != np.uint8:
+                raise ValueError(f"expected uint8 RGB images, got {im.dtype} (decode 16-bit images to "
+                                 "8 bits first, e.g. lrface.data.images.decode_rgb)")
+            shapes.add(im.shape)
+        if len(shapes) != 1:
+            raise ValueError("detect_batch needs images of one shape")
+        h, w, _ = shapes.pop()
+        if h < 1 or w < 1:
+            raise ValueError(f"empty image of shape {(h, w, 3)}")
+        if h * w > self.max_pixels:
+            raise ValueError(f"image of {w}x{h} = {h * w} pixels exceeds the detector's max_pixels "
+                             f"({self.max_pixels})")
+        return h, w
+
+    @torch.inference_mode()
+    def _detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        h, w = images[0].shape[:2]
+        batch = torch.from_numpy(np.ascontiguousarray(np.stack(images))).to(self.device)
+        x = batch.permute(0, 3, 1, 2).float().sub_(127.5).mul_(0.0078125)  # (x - 127.5) / 128
+        del batch
+        boxes = self._pnet_stage(x)
+        if len(boxes):
+            boxes = self._rnet_stage(x, boxes)
+        if len(boxes):
+            boxes = self._onet_stage(x, boxes)
+        result: list[list[Face]] = [[] for _ in images]
+        for r in boxes:
+            box = (min(max(r[1], 0.0), w - 1.0), min(max(r[2], 0.0), h - 1.0),
+                   min(max(r[3], 0.0), w - 1.0), min(max(r[4], 0.0), h - 1.0))
+            result[int(r[0])].append(Face(tuple(float(v) for v in box), float(r[5]),
+                                          np.stack([r[6:11], r[11:16]], axis=1).copy()))
+        return result
+
+    def _pnet_stage(self, x: torch.Tensor) -> np.ndarray:
+        h, w = x.shape[-2:]
+        levels = []
+        for scale in pyramid_scales(h, w, self.min_face_size):
+            hs, ws = int(h * scale), int(w * scale)  # the package truncates side * scale
+            if hs < MIN_SIZE or ws < MIN_SIZE:
+                continue  # too small for one P-Net window
+            reg, prob = self._pnet(area_resize(x, hs, ws))
+            found = self._pnet_boxes(reg, prob, float(scale))
+            if len(found):
+                levels.append(nms(found, NMS_PNET_LEVEL, "union", sort=False))
+        if not levels:
+            return np.empty((0, 6))
+        return square(nms(np.concatenate(levels), NMS_PNET, "union"))
+
+    def _pnet(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """P-Net over ``level`` in row strips (exactly equal to one pass: strips start on even rows
+        and overlap by P-Net's window)."""
+        n, _, hs, ws = level.shape
+        out_rows = math.ceil((hs - 2) / 2) - 4
+        per_strip = max(1, (PNET_TILE_PIXELS // max(1, n * ws) - 10) // 2)
+        if per_strip >= out_rows:
+            return self.pnet(level)
+        regs, probs = [], []
+        for r0 in range(0, out_rows, per_strip):
+            r1 = min(r0 + per_strip, out_rows)
+            reg, prob = self.pnet(level[:, :, 2 * r0 : min(hs, 2 * r1 + 10)])
+            regs.append(reg[:, :, : r1 - r0])
+            probs.append(prob[:, :, : r1 - r0])
+        return torch.cat(regs, 2), torch.cat(probs, 2)
+
+    def _pnet_boxes(self, reg: torch.Tensor, prob: torch.Tensor, scale: float) -> np.ndarray:
+        face = prob[:, 1]
+        b, y, x = torch.nonzero(face > self.thresholds[0], as_tuple=True)
+        if len(b) == 0:
+            return np.empty((0, 6))
+        score = face[b, y, x].cpu().numpy().astype(np.float64)
+        off = reg[b, :, y, x].cpu().numpy().astype(np.float64)  # (n, 4)
+        b, y, x = (t.cpu().numpy() for t in (b, y, x))
+        boxes = np.stack([b, 2 * x + 1 + off[:, 0] * 11, 2 * y + 1 + off[:, 1] * 11,
+                          2 * x + 12 + off[:, 2] * 11, 2 * y + 12 + off[:, 3] * 11, score], axis=1)
+        boxes = _sort_desc(boxes)
+        boxes[:, 1:5] /= scale
+        return boxes
+
+    def _patches(self, x: torch.Tensor, boxes: np.ndarray, size: int, net: nn.Module) -> list[np.ndarray]:
+        outs: list[list[np.ndarray]] = []
+        for s in range(0, len(boxes), PATCH_BATCH):
+            res = net(crop_and_resize(x, boxes[s : s + PATCH_BATCH], size))
+            outs.append([t.float().cpu().numpy() for t in res])
+        return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
+
+    def _rnet_stage(self, x: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+        off, prob = self._patches(x, boxes, 24, self.rnet)
+        boxes = boxes.copy()
+        boxes[:, 5] = prob[:, 1]
+        boxes = regress(boxes, off)
+        boxes = boxes[boxes[:, 5] > self.thresholds[1]]
+        return square(nms(boxes, NMS_RNET, "union"))
+
+    def _onet_stage(self, x: torch.Tensor, boxes: np.ndarray) -> np.ndarray:
+        off, marks, prob = self._patches(x, boxes, 48, self.onet)
+        w = boxes[:, 3:4] - boxes[:, 1:2] + 1
+        h = boxes[:, 4:5] - boxes[:, 2:3] + 1
+        lx = w * marks[:, :5].astype(np.float64) + boxes[:, 1:2] - 1
+        ly = h * marks[:, 5:].astype(np.float64) + boxes[:, 2:3] - 1
+        boxes = boxes.copy()
+        boxes[:, 5] = prob[:, 1]
+        boxes = np.concatenate([regress(boxes, off), lx, ly], axis=1)
+        boxes = boxes[boxes[:, 5] > self.thresholds[2]]
+        return nms(boxes, NMS_ONET, "min")

@@ -1,0 +1,318 @@
+"""The torch MTCNN (lrface.data.detector): its pieces, bad inputs, and equivalence with the
+``mtcnn`` package (TensorFlow) on real LFW and CelebA-wild images."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lrface.data import detector as det
+from lrface.data.align import read_landmarks_file
+from lrface.data.detector import TorchMTCNN, area_resize, crop_and_resize, nms, pyramid_scales
+from lrface.data.images import decode_rgb, load_rgb
+from lrface.data.mtcnn_nets import PNet, SamePool
+from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def detector() -> TorchMTCNN:
+    return TorchMTCNN(threads=1)
+
+
+def lfw(rel: str) -> np.ndarray:
+    return load_rgb(LFW_DIR / "lfw-deepfunneled" / rel)
+
+
+def same_faces(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        np.allclose(x.box, y.box, atol=1e-3) and np.allclose(x.landmarks, y.landmarks, atol=1e-3)
+        for x, y in zip(a, b, strict=True))
+
+
+# ------------------------------------------------------------------------------------ pieces
+
+
+def test_import_and_detection_never_load_tensorflow():
+    code = ("import sys, numpy as np\n"
+            "import lrface.data.detector as d\n"
+            "assert 'tensorflow' not in sys.modules and 'mtcnn' not in sys.modules, 'imported'\n"
+            "d.TorchMTCNN().detect(np.zeros((64, 64, 3), np.uint8))\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mtcnn'))\n"
+            "assert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_package_nms_is_not_greedy():
+    # B overlaps A and is dropped; C overlaps only B, and is dropped all the same (the package's
+    # rule: any higher-scored box, kept or not). A greedy NMS would keep C.
+    boxes = np.array([[0, 0, 0, 10, 10, 0.9], [0, 3, 0, 13, 10, 0.8], [0, 6, 0, 16, 10, 0.7],
+                      [1, 6, 0, 16, 10, 0.5]])
+    kept = nms(boxes[[2, 0, 3, 1]], 0.5, "union")  # sorted by score inside, grouped by image
+    assert kept[:, 5].tolist() == [0.9, 0.5]
+    # "min": a small box inside a big one overlaps it fully; "union" sees IoU 0.25 and keeps both
+    nested = np.array([[0, 0, 0, 20, 20, 0.9], [0, 5, 5, 15, 15, 0.8]])
+    assert len(nms(nested, 0.7, "min")) == 1 and len(nms(nested, 0.7, "union")) == 2
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 400, (1500, 2))
+    many = np.concatenate([np.zeros((1500, 1)), xy, xy + 30, rng.random((1500, 1))], axis=1)
+    kept = nms(many, 0.5, "union")  # blocked pairwise test == the full n x n rule
+    order = many[np.argsort(many[:, 5])[::-1]]
+    x = order[:, 1:5]
+    iw = np.maximum(0, np.minimum(x[:, None, 2], x[None, :, 2]) - np.maximum(x[:, None, 0], x[None, :, 0]))
+    ih = np.maximum(0, np.minimum(x[:, None, 3], x[None, :, 3]) - np.maximum(x[:, None, 1], x[None, :, 1]))
+    area = (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])
+    iou = iw * ih / (area[:, None] + area[None, :] - iw * ih)
+    expect = order[((iou > 0.5) & np.triu(np.ones_like(iou, bool), 1)).sum(0) == 0]
+    assert 0 < len(kept) < len(many) and np.array_equal(kept, expect)
+
+
+def test_area_resize_is_tensorflows_area_average():
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).reshape(2, 3, 6, 6)
+    out = area_resize(x, 4, 3)
+    # rows: 6 -> 4 (cells of 1.5 input rows); cols: 6 -> 3 (pairs). Reference: x2 nearest, block mean.
+    ref = x.repeat_interleave(2, 2).unfold(2, 3, 3).mean(-1).unfold(3, 2, 2).mean(-1)
+    assert out.shape == (2, 3, 4, 3)
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_crop_and_resize_samples_on_side_minus_one():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.random((2, 3, 24, 30), np.float32))
+    whole = crop_and_resize(x[:1, :, :, :24], np.array([[0, 0, 0, 24, 24]], np.float64), 24)
+    assert torch.allclose(whole[0], x[0, :, :, :24])  # x2 / W = 1 samples column W - 1: identity
+    box = np.array([[1, 3.3, 2.7, 20.9, 17.2]])
+    got = crop_and_resize(x, box, 5)[0].numpy()
+    img = x[1].numpy()
+    ys = box[0, 2] / 24 * 23 + np.arange(5) * (box[0, 4] - box[0, 2]) / 24 * 23 / 4
+    xs = box[0, 1] / 30 * 29 + np.arange(5) * (box[0, 3] - box[0, 1]) / 30 * 29 / 4
+    for i, yy in enumerate(ys):
+        for j, xx in enumerate(xs):
+            y0, x0 = int(yy), int(xx)
+            fy, fx = yy - y0, xx - x0
+            ref = (img[:, y0, x0] * (1 - fy) * (1 - fx) + img[:, y0, x0 + 1] * (1 - fy) * fx
+                   + img[:, y0 + 1, x0] * fy * (1 - fx) + img[:, y0 + 1, x0 + 1] * fy * fx)
+            assert np.allclose(got[:, i, j], ref, atol=1e-5)
+    outside = crop_and_resize(x, np.array([[0, 40, 30, 60, 50], [0, -10, -10, 5, 5]], np.float64), 24)
+    assert outside[0].abs().max() == 0  # extrapolation value 0 everywhere
+    assert outside[1, :, :12, :12].abs().max() == 0 and outside[1, :, -1, -1].abs().max() > 0
+
+
+def test_same_pool_pads_like_tensorflow():
+    x = torch.arange(25, dtype=torch.float32).reshape(1, 1, 5, 5)
+    out = SamePool(3, 2)(x)  # total pad 2: one -inf row/col before and after
+    assert out.shape == (1, 1, 3, 3)
+    assert out[0, 0].tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
+    assert SamePool(2, 2)(torch.zeros(1, 1, 7, 4)).shape == (1, 1, 4, 2)
+
+
+def test_pyramid_matches_the_package_rule():
+    assert len(pyramid_scales(250, 250, 20)) == 8  # round(log(250/12)/log(1/0.709) - 1)
+    assert pyramid_scales(250, 250, 20)[0] == pytest.approx(0.6)
+    assert len(pyramid_scales(20, 500, 20)) == 0 and len(pyramid_scales(1, 1, 20)) == 0
+    # the smallest level of the default pyramid still holds one P-Net window
+    for side in range(24, 2000, 7):
+        assert int(side * pyramid_scales(side, side, 20)[-1]) >= 12
+
+
+def test_pnet_strips_equal_one_pass(monkeypatch):
+    d = TorchMTCNN.__new__(TorchMTCNN)
+    d.pnet = PNet().eval()
+    level = torch.randn(2, 3, 61, 47)
+    with torch.inference_mode():
+        whole = d.pnet(level)
+        monkeypatch.setattr(det, "PNET_TILE_PIXELS", 2 * 47 * 16)  # 3 output rows per strip
+        strips = d._pnet(level)
+    assert [t.shape for t in strips] == [t.shape for t in whole]
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(strips, whole, strict=True))
+
+
+def test_weights_must_fit(tmp_path):
+    from lrface.data.detector import load_keras_weights
+
+    with pytest.raises(ValueError, match="does not fit"):
+        load_keras_weights(PNet(), [np.zeros((3, 3, 3, 11))] + [np.zeros(1)] * 12)
+    with pytest.raises(FileNotFoundError, match="pnet.lz4"):
+        TorchMTCNN(weights_dir=tmp_path)
+
+
+# --------------------------------------------------------------------------------- behaviour
+
+
+def test_finds_the_lfw_face_with_reference_landmarks(detector):
+    ref = read_landmarks_file(LFW_DIR / "reference_landmarks.txt")
+    rel = "Aaron_Eckhart/Aaron_Eckhart_0001.jpg"
+    faces = detector.detect(lfw(rel))
+    assert faces and faces[0].score > 0.99
+    f = faces[0]
+    assert f.landmarks.shape == (5, 2) and f.landmarks.dtype == np.float64
+    assert f.box[0] < f.landmarks[:, 0].min() and f.landmarks[:, 0].max() < f.box[2]
+    assert np.linalg.norm(f.landmarks - ref[rel], axis=1).mean() < 4.0
+    assert f.landmarks[0, 0] != round(f.landmarks[0, 0])  # float, not rounded
+
+
+def test_batch_equals_single_and_threads_share_one_detector(detector):
+    rels = ["Aaron_Eckhart/Aaron_Eckhart_0001.jpg", "Abdullah_Gul/Abdullah_Gul_0001.jpg",
+            "Alan_Greenspan/Alan_Greenspan_0001.jpg", "Al_Gore/Al_Gore_0001.jpg"]
+    images = [lfw(r) for r in rels]
+    single = [detector.detect(im) for im in images]
+    assert all(single)
+    batch = detector.detect_batch(images)
+    # a budget of two images per pass splits the batch; results are unchanged
+    small = TorchMTCNN(threads=None, max_pixels=2 * 250 * 250)
+    for got in (batch, small.detect_batch(images)):
+        assert all(same_faces(a, b) for a, b in zip(single, got, strict=True))
+    results: dict[int, list] = {}
+
+    def run(i: int) -> None:
+        for _ in range(2):
+            results[i] = detector.detect(images[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(same_faces(a, results[i]) for i, a in enumerate(single))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(detector):
+    im = lfw("Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
+    a, b = detector.detect(im), TorchMTCNN(threads=None, device="cuda").detect(im)
+    assert len(a) == len(b) and np.allclose(a[0].landmarks, b[0].landmarks, atol=0.05)
+
+
+# -------------------------------------------------------------------------------- bad inputs
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def test_degenerate_frames_give_no_face(detector):
+    for frame in (np.zeros((1, 1, 3), np.uint8), np.zeros((11, 500, 3), np.uint8),
+                  np.zeros((250, 250, 3), np.uint8), np.full((300, 200, 3), 255, np.uint8)):
+        assert detector.detect(frame) == []
+    wide = np.random.default_rng(0).integers(0, 256, (40, 20_000, 3), dtype=np.uint8)
+    faces, sec = _timed(lambda: detector.detect(wide))
+    assert faces == [] and sec < 30
+    line, sec = _timed(lambda: detector.detect(np.zeros((1, 20_000, 3), np.uint8)))
+    assert line == [] and sec < 5
+
+
+def test_bad_arrays_raise_value_error(detector):
+    gray = np.zeros((64, 64), np.uint8)
+    cases = {
+        "HxWx3": [gray, np.zeros((64, 64, 4), np.uint8), np.zeros((2, 64, 64, 3), np.uint8)],
+        "uint8": [np.zeros((64, 64, 3), np.uint16), np.zeros((64, 64, 3), np.float32)],
+        "empty": [np.zeros((0, 64, 3), np.uint8)],
+        "numpy": [[[0, 0, 0]]],
+    }
+    for match, frames in cases.items():
+        for frame in frames:
+            with pytest.raises(ValueError, match=match):
+                detector.detect(frame)
+    with pytest.raises(ValueError, match="one shape"):
+        detector.detect_batch([np.zeros((64, 64, 3), np.uint8), np.zeros((64, 65, 3), np.uint8)])
+    assert detector.detect_batch([]) == []
+
+
+def test_max_pixels_refuses_before_allocating():
+    small = TorchMTCNN(threads=None, max_pixels=100_000)
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (20_000, 20_000, 3))  # a view: 0 bytes
+    t = time.perf_counter()
+    with pytest.raises(ValueError, match="max_pixels"):
+        small.detect(huge)
+    assert time.perf_counter() - t < 1
+    assert small.detect(np.zeros((300, 300, 3), np.uint8)) == []  # 90,000 pixels: within budget
+
+
+def test_sixteen_bit_and_grayscale_files_are_decoded_first(detector):
+    face = lfw("Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
+    gray8 = np.array(Image.fromarray(face).convert("L"))
+    buf = io.BytesIO()
+    Image.fromarray(gray8.astype(np.uint16) * 257).save(buf, format="PNG")  # 16-bit grayscale PNG
+    rgb = decode_rgb(buf.getvalue(), "16bit.png")
+    assert rgb.dtype == np.uint8 and rgb.shape == (250, 250, 3)
+    faces = detector.detect(rgb)
+    assert faces and faces[0].score > 0.9
+
+
+# ------------------------------------------------------------------ equivalence with mtcnn
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _compare(name: str, ref: list, got: list, stats: dict) -> None:
+    """Match faces 1:1 (greedy by IoU, at least 0.5); record IoU, landmark error, the unmatched."""
+    pairs = sorted(((_iou(a.box, b.box), i, j) for i, a in enumerate(ref) for j, b in enumerate(got)), reverse=True)
+    used_a, used_b = set(), set()
+    for iou, i, j in pairs:
+        if iou < 0.5 or i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        err = float(np.abs(ref[i].landmarks - got[j].landmarks).max())
+        stats["matched"].append((name, iou, err, ref[i].score))
+    stats["unmatched"] += [(name, "mtcnn only", round(ref[i].score, 4), ref[i].box)
+                           for i in range(len(ref)) if i not in used_a]
+    stats["unmatched"] += [(name, "torch only", round(got[j].score, 4), got[j].box)
+                           for j in range(len(got)) if j not in used_b]
+
+
+@pytest.mark.slow
+def test_same_faces_as_the_mtcnn_package_on_real_images(detector):
+    from lrface.data.align import MTCNNDetector
+
+    lfw_files = sorted((LFW_DIR / "lfw-deepfunneled").glob("*/*.jpg"))
+    celeba_files = sorted(CELEBA_DIR.glob("*/*.jpg"))
+    assert len(lfw_files) > 10_000 and len(celeba_files) > 4_000
+    files = lfw_files[:: len(lfw_files) // 130][:130] + celeba_files[:: len(celeba_files) // 130][:130]
+    tf_det = MTCNNDetector(threads=1)
+    stats: dict[str, list] = {"matched": [], "unmatched": []}
+    shapes = set()
+    for f in files:
+        image = load_rgb(f)
+        shapes.add(image.shape)
+        _compare(f"{f.parent.name}/{f.name}", tf_det.detect(image), detector.detect(image), stats)
+    # one batched pass each (images of one shape), as the align stage runs them
+    batch = [load_rgb(f) for f in lfw_files[7:4000:500]]
+    for k, (a, b) in enumerate(zip(tf_det.detect_batch(batch), detector.detect_batch(batch), strict=True)):
+        _compare(f"batch[{k}]", a, b, stats)
+
+    m = stats["matched"]
+    iou = np.array([x[1] for x in m])
+    err = np.array([x[2] for x in m])
+    n_faces = len(m) + len(stats["unmatched"])
+    good = (iou >= 0.95) & (err <= 1.0)
+    report = (f"{len(files)} images ({len(shapes)} shapes) + batch of {len(batch)}: {len(m)} faces matched, "
+              f"{len(stats['unmatched'])} unmatched; IoU min {iou.min():.5f} median {np.median(iou):.6f}; "
+              f"landmark error max {err.max():.4f} px, median {np.median(err):.5f} px; "
+              f"{(~good).sum()} matched faces outside IoU 0.95 / 1 px")
+    print("\n" + report)
+    for name, i, e, s in (x for x, g in zip(m, good, strict=True) if not g):
+        print(f"  outside tolerance: {name} IoU {i:.4f} landmarks {e:.2f} px score {s:.4f}")
+    for u in stats["unmatched"]:
+        print("  unmatched:", u)
+    assert len(files) >= 200 and len(m) >= 200, report
+    assert good.mean() >= 0.99, report
+    assert len(stats["unmatched"]) <= 0.01 * n_faces, report
