@@ -16,6 +16,7 @@ from PIL import Image
 
 from lrface.data import detector as det
 from lrface.data.align import read_landmarks_file
+from lrface.data.degrade import small_face_frame
 from lrface.data.detector import TorchMTCNN, area_resize, crop_and_resize, nms, pyramid_scales
 from lrface.data.images import decode_rgb, load_rgb
 from lrface.data.mtcnn_nets import PNet, SamePool
@@ -47,6 +48,10 @@ def test_import_and_detection_never_load_tensorflow():
             "import lrface.data.detector as d\n"
             "assert 'tensorflow' not in sys.modules and 'mtcnn' not in sys.modules, 'imported'\n"
             "d.TorchMTCNN().detect(np.zeros((64, 64, 3), np.uint8))\n"
+            "from lrface.inference import FaceVerifier\n"
+            "v = FaceVerifier(None, None)\n"
+            "assert type(v.detector).__name__ == 'TorchMTCNN'\n"
+            "v.detect([np.zeros((60, 80, 3), np.uint8)])\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mtcnn'))\n"
             "assert not bad, bad\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -294,6 +299,19 @@ def test_same_faces_as_the_mtcnn_package_on_real_images(detector):
         image = load_rgb(f)
         shapes.add(image.shape)
         _compare(f"{f.parent.name}/{f.name}", tf_det.detect(image), detector.detect(image), stats)
+    # every CelebA image that is not 250x250 (whole photos kept where the crop found no face)
+    odd = [f for f in celeba_files if Image.open(f).size != (250, 250)]
+    for f in odd:
+        image = load_rgb(f)
+        shapes.add(image.shape)
+        _compare(f"{f.parent.name}/{f.name}", tf_det.detect(image), detector.detect(image), stats)
+    # inference's path: small faces in 120x160 frames, detected on x4 bicubic copies (480x640)
+    marks = read_landmarks_file(LFW_DIR / "reference_landmarks.txt")
+    for i, rel in enumerate(sorted(marks)[100:104]):
+        frame, _ = small_face_frame(lfw(rel), marks[rel], 24, seed=i)
+        up = np.array(Image.fromarray(frame).resize((640, 480), Image.Resampling.BICUBIC))
+        shapes.add(up.shape)
+        _compare(f"x4 frame of {rel}", tf_det.detect(up), detector.detect(up), stats)
     # one batched pass each (images of one shape), as the align stage runs them
     batch = [load_rgb(f) for f in lfw_files[7:4000:500]]
     for k, (a, b) in enumerate(zip(tf_det.detect_batch(batch), detector.detect_batch(batch), strict=True)):
@@ -304,7 +322,7 @@ def test_same_faces_as_the_mtcnn_package_on_real_images(detector):
     err = np.array([x[2] for x in m])
     n_faces = len(m) + len(stats["unmatched"])
     good = (iou >= 0.95) & (err <= 1.0)
-    report = (f"{len(files)} images ({len(shapes)} shapes) + batch of {len(batch)}: {len(m)} faces matched, "
+    report = (f"{len(files) + len(odd) + 4} images ({len(shapes)} shapes) + batch of {len(batch)}: {len(m)} faces matched, "
               f"{len(stats['unmatched'])} unmatched; IoU min {iou.min():.5f} median {np.median(iou):.6f}; "
               f"landmark error max {err.max():.4f} px, median {np.median(err):.5f} px; "
               f"{(~good).sum()} matched faces outside IoU 0.95 / 1 px")

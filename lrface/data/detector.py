@@ -30,6 +30,7 @@ import importlib.util
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -237,6 +238,12 @@ def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- detector
+
+
+class FaceDetector(Protocol):
+    """What detection callers need: :class:`TorchMTCNN`, or the TensorFlow ``MTCNNDetector``."""
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]: ...
 
 
 class TorchMTCNN:

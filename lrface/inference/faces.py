@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lrface.data.align import MTCNNDetector, face_width, warp_face
+from lrface.data.align import face_width, warp_face
 from lrface.data.degrade import downsample
+from lrface.data.detector import FaceDetector
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.inference.config import InferenceConfig
 from lrface.sizes import FACE_SIZE, FACE_WIDTH, FACTOR_SIZES, HR_SIZE
@@ -51,6 +52,9 @@ def load_image(img: ImageInput, name: str, limits: DecodeLimits) -> np.ndarray:
         if isinstance(img, np.ndarray):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise InferenceError(f"{name}: expected an HxWx3 uint8 RGB array, got {img.shape} {img.dtype}")
+            if img.shape[0] * img.shape[1] > limits.max_pixels:
+                raise InferenceError(f"{name}: too large: {img.shape[1]}x{img.shape[0]} exceeds "
+                                     f"{limits.max_pixels} pixels")
             return img
         if isinstance(img, str | Path):
             path = Path(img)
@@ -67,7 +71,7 @@ def sr_factor(width_px: float) -> int:
     return min(FACTOR_SIZES, key=lambda k: abs(math.log((FACE_WIDTH / k) / width_px)))
 
 
-def detect_faces(detector: MTCNNDetector, images: Sequence[np.ndarray],
+def detect_faces(detector: FaceDetector, images: Sequence[np.ndarray],
                  cfg: InferenceConfig) -> list[list[DetectedFace]]:
     """All faces of each image (largest first); tiny faces are looked for on upscaled copies."""
     from PIL import Image

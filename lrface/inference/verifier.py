@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.data.align import MTCNNDetector
+from lrface.data.detector import FaceDetector, TorchMTCNN
 from lrface.data.images import DecodeLimits
 from lrface.inference.config import InferenceConfig
 from lrface.inference.faces import (
@@ -68,7 +68,7 @@ class FaceVerifier:
     """Detect -> align -> (SRNet) -> FRNet features; 1:1 verification at a measured threshold."""
 
     def __init__(self, frnet: FrozenFRNet, srnet: SRNet | None = None, config: InferenceConfig | None = None,
-                 thresholds: dict[str, float] | None = None, detector: MTCNNDetector | None = None,
+                 thresholds: dict[str, float] | None = None, detector: FaceDetector | None = None,
                  model_name: str = "bicubic", lr_kernel: str = "bicubic") -> None:
         self.frnet = frnet
         self.srnet = srnet.eval() if srnet is not None else None
@@ -91,9 +91,12 @@ class FaceVerifier:
         return h.hexdigest()[:16]
 
     @property
-    def detector(self) -> MTCNNDetector:
+    def detector(self) -> FaceDetector:
+        """MTCNN in torch (same faces as the ``mtcnn`` package, no TensorFlow), built on first use."""
         if self._detector is None:
-            self._detector = MTCNNDetector(threads=torch.get_num_threads(), min_face_size=self.config.min_face_size)
+            c = self.config
+            self._detector = TorchMTCNN(threads=None, min_face_size=c.min_face_size,
+                                        max_pixels=max(c.max_pixels, c.detect_max_pixels))
         return self._detector
 
     # ------------------------------------------------------------------ detection and alignment
