@@ -237,3 +237,24 @@ def test_warm_start_begins_from_the_model_the_sweep_names(tiny):
     client = _client(tiny)
     tags = _training_runs(client, "warm")[0].data.tags
     assert tags["lrface.init_from"] == "srnet-alpha0" and len(tags["lrface.init_sha256"]) == 64
+
+
+def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):
+    """train.degradation: surveillance makes its LR faces in the workers (camera chain, continuous
+    scale): the job trains and reports its data share; the degradation and the chain's parameters
+    define the job (a change starts a new one instead of resuming)."""
+    from lrface.train.config import train_config
+    from lrface.train.job import job_name, run_training
+
+    over = {"train.steps": 6, "train.register": False, "train.log_every": 3, "train.sweep": {}}
+    surv = run_training(load_params(tiny, {**over, "train.degradation": "surveillance"}), alpha=0.0, name="cam",
+                        track=False)
+    assert surv.metrics["step"] == 6 and 0.0 < surv.metrics["train/data_share"] < 1.0
+
+    def name(extra):
+        p = load_params(tiny, {**over, **extra})
+        return job_name(p, train_config(p, alpha=0.0), "manifest")
+
+    clean, camera = name({}), name({"train.degradation": "surveillance"})
+    assert len({clean, camera, name({"train.degradation": "surveillance", "degrade.surveillance.jpeg_prob": 0.0})}) == 3
+    assert name({"degrade.surveillance.jpeg_prob": 0.0}) == clean  # a clean training never reads the chain
