@@ -128,6 +128,14 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     client.log_metric(run_id, "lfw/acc_28x24", 0.0)  # make the other clearly worse
     again = promote("acc_28x24")
     assert not again["moved"] and again["previous_version"] == champion
+    # the surveillance protocol's table, and promotion by its metrics
+    surv_rows = {r.label: r.metrics for r in comparison("lfw_surv/")}
+    assert surv_rows["bicubic"]["acc_7x6"] == pytest.approx(surv["bicubic", "7x6"].acc, abs=1e-6)
+    assert "acc_7x6" not in surv_rows.get("hr", {})
+    by_surv = promote("lfw_surv/auc_28x24", alias="camera")
+    assert by_surv["metric"] == "lfw_surv/auc_28x24" and by_surv["moved"]
+    best = max(versions, key=lambda v: surv[names[versions.index(v)], "28x24"].auc)
+    assert by_surv["best_version"] == best
 
 
 def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):

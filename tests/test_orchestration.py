@@ -139,6 +139,8 @@ def test_pipeline_flow_on_the_server_uses_the_task_cache(world):
     assert len(artifacts) == 2  # one from the dvc repro's evaluate stage, one from this pipeline
     latest = max(artifacts, key=lambda a: a["created"])["data"]
     assert "| bicubic" in latest and "training alpha=0.5" in latest
+    surv = latest.index("# LFW surveillance protocol")  # its own table, after the clean one
+    assert latest.index("# LFW cross-resolution") < surv and "| bicubic" in latest[surv:]
 
 
 def test_deployments_and_ui_screenshots(world):
