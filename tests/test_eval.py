@@ -78,7 +78,7 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert cells["bicubic", "7x6"].acc < 0.9  # 7x6 faces are hard: a broken degradation would not be
     for name in ("lfw_table.md", "lfw_table.csv", "lfw_results.json", "roc_7x6.png", "roc_28x24.png",
                  "lfw_surv_table.md", "lfw_surv_results.json", "roc_surv_7x6.png", "roc_surv_28x24-28x24.png",
-                 "sr_grid.png", "complexity.json"):
+                 "sr_grid.png", "sr_grid_surveillance.png", "complexity.json"):
         assert (out.out_dir / name).is_file(), name
     assert "| hr |" in (out.out_dir / "lfw_table.md").read_text()
     assert "Both faces" in (out.out_dir / "lfw_table.md").read_text()

@@ -17,7 +17,7 @@ from lrface.eval import report
 from lrface.eval.config import EvaluateConfig
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
-from lrface.eval.probes import probes_for
+from lrface.eval.probes import Probes, probes_for
 from lrface.losses import LossConfig
 from lrface.models import model_size
 from lrface.models.precision import resolve_precision
@@ -76,7 +76,10 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
-    files["grid"] = _grid(data, restorers, cfg, out / "sr_grid.png")
+    for protocol in cfg.protocols:  # sr_grid.png (clean probes), sr_grid_surveillance.png
+        probes = probes_for(protocol, degrade.surveillance, degrade.kernel)
+        name = "sr_grid.png" if protocol == "clean" else f"sr_grid_{protocol}.png"
+        files[f"grid_{protocol}"] = _grid(data, restorers, cfg, probes, out / name)
     complexity = _complexity(frnet, restorers, list(cfg.timing_batches))
     files["complexity"] = out / "complexity.json"
     files["complexity"].write_text(json.dumps(complexity, indent=2) + "\n")
@@ -127,15 +130,15 @@ def expand_methods(params: Params, specs: list[str]) -> list[str]:
     return out
 
 
-def _grid(data, restorers, cfg, path: Path) -> Path:
+def _grid(data, restorers, cfg, probes: Probes, path: Path) -> Path:
     n = cfg.grid_pairs
     # fixed, spread-out probes: the first same-identity pair of each of the first n folds
     picks = [next(i for i, p in enumerate(data.pairs) if p.fold == f and p.same)
              for f in sorted({p.fold for p in data.pairs})[:n]]
     rows = data.probe_rows[picks]
-    col = lambda c: png_to_tensor([data.table.column(c)[int(i)].as_py() for i in rows])  # noqa: E731
-    lr = {s: col(f"lr_{s}_png") for s in ("7x6", "14x12", "28x24") if s in cfg.sizes}
-    return sr_grid(col("hr_png"), lr, [(r.name, r) for r in restorers], path)
+    hr = png_to_tensor([data.table.column("hr_png")[int(i)].as_py() for i in rows])
+    lr = {s: probes.faces(data.table, rows, s) for s in ("7x6", "14x12", "28x24") if s in cfg.sizes}
+    return sr_grid(hr, lr, [(r.name, r) for r in restorers], path)
 
 
 def _complexity(frnet, restorers: list[Restorer], batches: list[int]) -> dict[str, Any]:
