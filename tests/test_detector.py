@@ -118,7 +118,16 @@ def test_same_pool_pads_like_tensorflow():
     out = SamePool(3, 2)(x)  # total pad 2: one -inf row/col before and after
     assert out.shape == (1, 1, 3, 3)
     assert out[0, 0].tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
-    assert SamePool(2, 2)(torch.zeros(1, 1, 7, 4)).shape == (1, 1, 4, 2)
+    # torch's padding + ceil_mode equals explicit TensorFlow "same" padding, any size and parity
+    for kernel, stride in ((2, 2), (3, 2), (2, 1), (3, 3)):
+        pool = SamePool(kernel, stride)
+        for h in range(1, 14):
+            for w in (1, 2, 5, 8, 11):
+                x = torch.randn(1, 2, h, w)
+                (t, b), (left, r) = pool._pads(h), pool._pads(w)
+                ref = torch.nn.functional.max_pool2d(
+                    torch.nn.functional.pad(x, (left, r, t, b), value=float("-inf")), kernel, stride)
+                assert torch.equal(pool(x), ref), (kernel, stride, h, w)
 
 
 def test_pyramid_matches_the_package_rule():

@@ -118,22 +118,25 @@ def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(idx, n_in - 1), w
 
 
+def _resize_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
+    """ResizeArea along dim -2 (whole rows are gathered: fast in any layout), without the 1/scale."""
+    idx, w = _area_taps(x.shape[-2], n_out)
+    idx_t = torch.from_numpy(idx).to(x.device)
+    w_t = torch.from_numpy(w).to(x.device)
+    acc = x.index_select(-2, idx_t[:, 0]).mul_(w_t[:, 0, None])
+    for k in range(1, idx.shape[1]):
+        acc.add_(x.index_select(-2, idx_t[:, k]).mul_(w_t[:, k, None]))
+    return acc
+
+
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x``."""
+    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x``; the
+    result is channels-last in memory (what the convolutions run fastest on)."""
     n_h, n_w = x.shape[-2:]
-    norm = 1.0 / (np.float32(n_h) / np.float32(height) * (np.float32(n_w) / np.float32(width)))
-    for dim, n_in, n_out in ((-2, n_h, height), (-1, n_w, width)):
-        idx, w = _area_taps(n_in, n_out)
-        idx_t = torch.from_numpy(idx).to(x.device)
-        w_t = torch.from_numpy(w).to(x.device)
-        shape = [1] * x.ndim
-        shape[dim] = n_out
-        acc = None
-        for k in range(idx.shape[1]):
-            term = x.index_select(dim, idx_t[:, k]) * w_t[:, k].view(shape)
-            acc = term if acc is None else acc.add_(term)
-        x = acc
-    return x * float(np.float32(norm))
+    norm = np.float32(1.0) / (np.float32(n_h) / np.float32(height) * (np.float32(n_w) / np.float32(width)))
+    y = _resize_rows(x, height)
+    y = _resize_rows(y.transpose(-1, -2).contiguous(), width).transpose(-1, -2)
+    return y.mul_(float(norm)).contiguous(memory_format=torch.channels_last)
 
 
 def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
@@ -170,7 +173,7 @@ def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch
     upper, lower = lerp_row(top), lerp_row(bottom)
     out = upper + (lower - upper) * fy[:, :, None, None]
     out = out * (in_y[:, :, None] & in_x[:, None, :])[..., None]
-    return out.permute(0, 3, 1, 2).contiguous()
+    return out.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
 
 
 # ------------------------------------------------------------------------------ box helpers

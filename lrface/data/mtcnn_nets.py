@@ -24,7 +24,9 @@ from torch import nn
 
 
 class SamePool(nn.Module):
-    """Max pooling with TensorFlow's ``padding="same"``: output ``ceil(n / stride)`` per side."""
+    """Max pooling with TensorFlow's ``padding="same"``: output ``ceil(n / stride)`` per side, padded
+    ``total // 2`` before and the rest after (torch's implicit -inf padding, plus ``ceil_mode`` for
+    the one extra row/column after)."""
 
     def __init__(self, kernel: int, stride: int) -> None:
         super().__init__()
@@ -35,11 +37,12 @@ class SamePool(nn.Module):
         return total // 2, total - total // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        top, bottom = self._pads(x.shape[-2])
-        left, right = self._pads(x.shape[-1])
-        if top or bottom or left or right:
+        (top, bottom), (left, right) = self._pads(x.shape[-2]), self._pads(x.shape[-1])
+        odd = bottom > top or right > left
+        if min(x.shape[-2:]) < self.kernel or (odd and self.stride < 2):  # ceil_mode would not do
             x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
-        return F.max_pool2d(x, self.kernel, self.stride)
+            return F.max_pool2d(x, self.kernel, self.stride)
+        return F.max_pool2d(x, self.kernel, self.stride, padding=(top, left), ceil_mode=odd)
 
 
 def _conv(cin: int, cout: int, k: int) -> list[nn.Module]:
