@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import os
 import sys
@@ -152,12 +153,23 @@ def _gather_nodes(node_id: str) -> list[str]:
     return [str(n) for n in nodes]
 
 
+def _quiet_ray_train_reports() -> None:
+    """Ray Train V2 logs every report (a raw dict of metrics) at INFO through a logger named by its
+    file path, out of ``LoggingConfig``'s reach; rank 0's progress line says the same, readably."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray layout: its messages stay
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Entry point run by every Ray Train worker."""
     import ray
     import ray.train
     import ray.train.torch
 
+    _quiet_ray_train_reports()
     tcfg = TrainConfig.from_dict(config["train"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
