@@ -10,67 +10,74 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lrface.typed import from_mapping
 
 
+class _Section:
+    """``from_dict`` for a section that only needs its keys checked: ``from_mapping`` under ``SECTION``."""
+
+    SECTION: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> Any:
+        return from_mapping(cls, dict(d or {}), cls.SECTION)
+
+
 @dataclass(frozen=True)
-class PathsConfig:
+class PathsConfig(_Section):
+    SECTION: ClassVar[str] = "paths"
     data_root: str = "../shared/data"
     frnet_checkpoint: str = "../shared/weights/mobilefacenet_casia_112x96.ckpt"
     work_dir: str = "data"
 
 
 @dataclass(frozen=True)
-class RayConfig:
+class RayConfig(_Section):
+    SECTION: ClassVar[str] = "ray"
     address: str | None = "local"  # empty/local: a loopback-only local Ray; "auto", "ray://head:10001"
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    rows_per_shard: int = 2000
-    split_seed: int = 0
-    datasets: dict[str, Any] | None = None  # name -> lrface.data.datasets.DatasetSpec
-
-
-@dataclass(frozen=True)
-class OrchestrationConfig:
-    parallel_trainings: int | str = "auto"
-    prefect_api_url: str | None = ""
-
-
-@dataclass(frozen=True)
-class MlflowConfig:
+class MlflowConfig(_Section):
+    SECTION: ClassVar[str] = "mlflow"
     tracking_uri: str | None = ""
     registry_uri: str | None = ""
     artifact_root: str | None = ""
     experiment: str = "lrface"
 
 
-def _plain(cls: type) -> Callable[[Mapping[str, Any]], Any]:
-    return lambda d, cls=cls: from_mapping(cls, dict(d or {}), _SECTION_OF[cls])
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    SECTION: ClassVar[str] = "data"
+    rows_per_shard: int = 2000
+    split_seed: int = 0
+    datasets: dict[str, Any] | None = None  # name -> lrface.data.datasets.DatasetSpec
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DataConfig:
+        from lrface.data.datasets import DatasetSpec
+
+        cfg = super().from_dict(d)
+        for name, spec in (cfg.datasets or {}).items():
+            DatasetSpec.from_mapping(name, spec)
+        return cfg
 
 
-_SECTION_OF = {PathsConfig: "paths", RayConfig: "ray", DataConfig: "data", OrchestrationConfig: "orchestration",
-               MlflowConfig: "mlflow"}
+@dataclass(frozen=True)
+class OrchestrationConfig(_Section):
+    SECTION: ClassVar[str] = "orchestration"
+    parallel_trainings: int | str = "auto"
+    prefect_api_url: str | None = ""
 
-
-def _data(d: Mapping[str, Any]) -> DataConfig:
-    from lrface.data.datasets import DatasetSpec
-
-    cfg = _plain(DataConfig)(d)
-    for name, spec in (cfg.datasets or {}).items():
-        DatasetSpec.from_mapping(name, spec)
-    return cfg
-
-
-def _orchestration(d: Mapping[str, Any]) -> OrchestrationConfig:
-    cfg = _plain(OrchestrationConfig)(d)
-    width = cfg.parallel_trainings
-    if width != "auto" and not (isinstance(width, int) and width >= 1):
-        raise ValueError(f"orchestration.parallel_trainings must be auto or an integer >= 1, got {width!r}")
-    return cfg
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> OrchestrationConfig:
+        cfg = super().from_dict(d)
+        width = cfg.parallel_trainings
+        if width != "auto" and not (isinstance(width, int) and width >= 1):
+            raise ValueError(f"orchestration.parallel_trainings must be auto or an integer >= 1, got {width!r}")
+        return cfg
 
 
 def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
@@ -85,11 +92,11 @@ def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     from lrface.train.config import TrainConfig
 
     return {
-        "paths": _plain(PathsConfig), "model": SRNetConfig.from_dict, "frnet": FrnetConfig.from_dict,
-        "loss": LossConfig.from_dict, "ray": _plain(RayConfig), "data": _data, "align": AlignConfig.from_dict,
-        "degrade": DegradeConfig.from_dict, "evaluate": EvaluateConfig.from_dict,
-        "orchestration": _orchestration, "inference": InferenceConfig.from_dict,
-        "mlflow": _plain(MlflowConfig), "train": TrainConfig.from_dict,
+        "paths": PathsConfig.from_dict, "model": SRNetConfig.from_dict, "frnet": FrnetConfig.from_dict,
+        "loss": LossConfig.from_dict, "ray": RayConfig.from_dict, "data": DataConfig.from_dict,
+        "align": AlignConfig.from_dict, "degrade": DegradeConfig.from_dict, "evaluate": EvaluateConfig.from_dict,
+        "orchestration": OrchestrationConfig.from_dict, "inference": InferenceConfig.from_dict,
+        "mlflow": MlflowConfig.from_dict, "train": TrainConfig.from_dict,
     }
 
 
