@@ -76,20 +76,10 @@ def mlflow_run_link(run_id: str) -> str:
     return f"`{run_id}` ({uri})"
 
 
-PROTOCOL_TITLES = {
-    "lfw": ("# LFW cross-resolution verification",
-            "10-fold accuracy (%), gallery 112x96; pairs scored by plain cosine, as `lrface verify` does."),
-    "lfw_surv": ("# LFW surveillance protocol",
-                 "The same pairs, each probe through the camera chain (colour cast, blur, noise, JPEG; "
-                 "fixed seeded draws): what camera footage looks like."),
-}
-
-
 def results_markdown(result: dict[str, Any], trained: list[dict[str, Any]] | None = None) -> str:
     lines: list[str] = []
     for protocol, t in (result.get("tables") or {"lfw": result}).items():
-        title, intro = PROTOCOL_TITLES.get(protocol, (f"# {protocol}", ""))
-        lines += [title, "", intro, "", t["table"], ""]
+        lines += [f"# {t.get('heading', protocol)}", "", t.get("intro", "") + ".", "", t["table"], ""]
         if t.get("table_both_low"):
             lines += ["Both faces at the low resolution (the thresholds `lrface verify` uses for two small faces).",
                       "", t["table_both_low"], ""]

@@ -86,7 +86,8 @@ def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     cfg = train_config(p, args["alpha"])
     start = [output_digest(p, train_summary_rel(cfg.init_from))] if cfg.init_from else []  # a warm start's model
-    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "frnet", "paths.work_dir"],
+    camera = ["degrade.kernel", "degrade.surveillance"] if cfg.degradation != "bicubic" else []
+    return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "frnet", "paths.work_dir", *camera],
                      [args["alpha"], output_digest(p, shards_output(cfg.dataset)),
                       file_digest(p.path("frnet_checkpoint")), *start], code=("train", "models", "data"))
 

@@ -20,5 +20,7 @@ def from_mapping(cls: type[T], d: dict[str, Any] | None, section: str, tuples: t
                          f"({section} has: {', '.join(sorted(known))})")
     for k in tuples:
         if k in d and d[k] is not None:
+            if isinstance(d[k], (str, bytes)) or not hasattr(d[k], "__iter__"):
+                raise ValueError(f"{section}.{k} must be a list, got {d[k]!r}")
             d[k] = tuple(d[k])
     return cls(**d)

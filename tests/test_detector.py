@@ -19,7 +19,7 @@ from lrface.data.align import read_landmarks_file
 from lrface.data.degrade import small_face_frame
 from lrface.data.detector import TorchMTCNN, area_resize, crop_and_resize, nms, pyramid_scales
 from lrface.data.images import decode_rgb, load_rgb
-from lrface.data.mtcnn_nets import PNet, SamePool
+from lrface.models.mtcnn import PNet, SamePool
 from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
 
 torch.set_num_threads(1)

@@ -67,7 +67,7 @@ def test_verify_reads_the_thresholds_evaluation_logged_to_mlflow_else_metrics_js
 
     from lrface.config import load_params
     from lrface.eval.registry import log_evaluation
-    from lrface.eval.report import metrics_dict
+    from lrface.eval.report import metrics_by_protocol
     from lrface.inference import load_verifier
     from lrface.tracking import setup_mlflow
     from tests.conftest import REPO
@@ -79,7 +79,7 @@ def test_verify_reads_the_thresholds_evaluation_logged_to_mlflow_else_metrics_js
     # no evaluation anywhere: nothing to decide with
     assert load_verifier(params, None).thresholds == {}
     # metrics.json only (e.g. the work dir pulled by dvc, no tracking server): read from it
-    (tmp_path / "metrics.json").write_text(json.dumps({"lfw": metrics_dict(results)}))
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics_by_protocol(results)))
     from_file = load_verifier(params, None).thresholds
     # at 0.1 % FAR over 50 impostors no impostor may pass: the threshold is the genuine score
     assert from_file == pytest.approx({"112x96": 0.85, "14x12": 0.9, "14x12-14x12": 0.95})

@@ -80,6 +80,10 @@ def test_camera_batches_draw_a_new_corruption_per_sample_and_step(tiny):
     assert torch.equal(a.lr, batch(3).lr) and torch.equal(a.hr, batch(3).hr)  # deterministic for a seed
     assert not torch.equal(a.lr, batch(3, seed=1).lr)
     assert batch(3, rank=1).factor == a.factor  # one scale per step on every rank
+    assert not torch.equal(batch(3, rank=1).lr, a.lr)  # but each rank its own draws
+    twice = {k: [rows[k][0]] * 2 for k in ("sample_id", "hr_png")}  # one face twice in a batch
+    pair = make_batch(twice, 3, 0, 0, (4, 8, 16), False, camera=camera)
+    assert torch.equal(pair.hr[0], pair.hr[1]) and not torch.equal(pair.lr[0], pair.lr[1])  # a draw per sample
     h, w = a.lr.shape[-2:]
     assert 4.0 <= a.factor <= 16.0 and (h, w) == (round(112 / a.factor), round(96 / a.factor))
     sizes = {tuple(batch(s).lr.shape[-2:]) for s in range(40)}

@@ -19,13 +19,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lrface.eval.registry import comparison, comparison_markdown, promote
+    from lrface.eval.report import protocol_text
+    from lrface.protocols import PROTOCOLS, protocol_name
     from lrface.tracking import setup_mlflow
 
-    setup_mlflow(params_from_args(args))
-    for protocol, title in (("lfw", "LFW (clean probes)"), ("lfw_surv", "LFW surveillance protocol")):
-        rows = comparison(f"{protocol}/")
-        if protocol == "lfw" or any(r.metrics for r in rows if r.label not in ("hr",)):
-            print(f"{title}, {args.metric}:\n{comparison_markdown(rows, args.metric)}")
+    params = params_from_args(args)
+    setup_mlflow(params)
+    dataset = params.get_dotted("evaluate.dataset", "lfw")
+    for protocol in PROTOCOLS:
+        name = protocol_name(dataset, protocol)
+        rows = [r for r in comparison(f"{name}/") if r.metrics or protocol == "clean"]
+        if protocol == "clean" or rows:
+            print(f"{protocol_text(name)[0]} ({name}/{args.metric}_*):\n{comparison_markdown(rows, args.metric)}")
     if args.promote_by:
         print(json.dumps(promote(args.promote_by, args.alias), indent=2))
     return 0

@@ -20,7 +20,7 @@ def evaluate(params: Params, methods: list[str] | None = None, progress: bool = 
     """Run the LFW evaluation; per protocol (``lfw``, ``lfw_surv``) its tables (plain cosine,
     both-low, the authors' mean-subtracted scoring), plus the MLflow runs, reports folder and
     metrics. ``table`` & co. are the clean protocol's (the paper's)."""
-    from lrface.eval.report import by_protocol, table_markdown
+    from lrface.eval.report import by_protocol, protocol_text, table_markdown
     from lrface.eval.run import evaluate_lfw
     from lrface.sizes import is_both_lr
 
@@ -28,7 +28,8 @@ def evaluate(params: Params, methods: list[str] | None = None, progress: bool = 
     tables = {}
     for protocol, rs in by_protocol(out.results).items():
         both_low = any(is_both_lr(r.size) for r in rs)
-        tables[protocol] = {"table": table_markdown(rs),
+        heading, intro = protocol_text(protocol)
+        tables[protocol] = {"heading": heading, "intro": intro, "table": table_markdown(rs),
                             "table_both_low": table_markdown(rs, both_low=True) if both_low else "",
                             "table_meansub": table_markdown(rs, meansub=True)}
     first = tables.get("lfw") or next(iter(tables.values()))

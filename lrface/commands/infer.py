@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from lrface.commands import params_from_args
+from lrface.protocols import PROTOCOLS
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
@@ -14,7 +15,7 @@ def _model_arguments(p: argparse.ArgumentParser) -> None:
                    help="SRNet checkpoint path or models:/lrface-srnet@alias (default: inference.srnet)")
     p.add_argument("--bicubic", action="store_true", help="no SRNet: small faces are upscaled bicubically")
     p.add_argument("--threshold", type=float, help="fixed decision threshold instead of the evaluation's")
-    p.add_argument("--protocol", choices=("clean", "surveillance"),
+    p.add_argument("--protocol", choices=PROTOCOLS,
                    help="whose thresholds: the clean LFW protocol's or the surveillance one's, for camera "
                         "footage (default: inference.protocol)")
     p.add_argument("--json", action="store_true", help="JSON output instead of a table")
@@ -77,6 +78,7 @@ def run_identify(args: argparse.Namespace) -> int:
 
     from lrface.gallery import build_gallery
     from lrface.inference import InferenceError
+    from lrface.inference.thresholds import decided_by
 
     params = params_from_args(args)
     v = _verifier(args, params)
@@ -89,22 +91,23 @@ def run_identify(args: argparse.Namespace) -> int:
     probe = v.embed([args.probe], [args.face])[0]
     hits = gallery.search(probe.embedding[None], args.top_k)[0]
 
-    def threshold(j: int) -> float | None:
-        """The measured threshold for this probe against gallery face ``j`` (None: uncalibrated)."""
+    def calibration(j: int) -> tuple[float | None, str | None]:
+        """The measured threshold for this probe against gallery face ``j`` and whose calibration it
+        is (None, None: uncalibrated, unless --threshold)."""
         try:
-            return v.threshold_for(probe, gallery.grids[j])[0]
+            thr, size = v.threshold_for(probe, gallery.grids[j])
         except InferenceError:
-            return args.threshold
+            return args.threshold, None
+        return thr, decided_by(size, v.config)
 
-    thr = {i: threshold(i) for i, _ in hits}
+    calib = {i: calibration(i) for i, _ in hits}
     result = {
         "probe": probe.summary(), "model": v.model_name,
-        "threshold_protocol": None if v.config.threshold is not None else v.config.protocol,
         "gallery": {"folder": str(root), "enrolled": len(gallery.paths), "failed": gallery.failed,
                     "reused_from_cache": gallery.reused, "embedded": gallery.embedded, "cache": str(cache)},
         "matches": [{"rank": r + 1, "identity": gallery.identities[i], "path": gallery.paths[i],
-                     "similarity": round(s, 6), "threshold": thr[i],
-                     "accepted": None if thr[i] is None else bool(s >= thr[i])}
+                     "similarity": round(s, 6), "threshold": calib[i][0], "threshold_protocol": calib[i][1],
+                     "accepted": None if calib[i][0] is None else bool(s >= calib[i][0])}
                     for r, (i, s) in enumerate(hits)],
     }
     if args.json:
@@ -118,6 +121,10 @@ def run_identify(args: argparse.Namespace) -> int:
     for m in result["matches"]:
         ok = "" if m["accepted"] is None else ("  match" if m["accepted"] else "")
         print(f"  {m['rank']:>2}. {m['identity']:<30} {m['similarity']:.4f}{ok}")
+    used = sorted({m["threshold_protocol"] for m in result["matches"] if m["threshold_protocol"]})
+    fixed = v.config.threshold is not None
+    print("decisions: " + ("a fixed threshold" if fixed else f"{', '.join(used) or 'no'} calibration, "
+                           f"FAR {v.config.far:g}"))
     return 0
 
 

@@ -8,14 +8,15 @@ The camera chain (``degrade.surveillance``) models what CCTV produces instead: a
 Gaussian or motion blur, downsampling, sensor noise and JPEG compression, each drawn from a
 seeded RNG. Training draws a new one per sample and step (``train.degradation: surveillance``, at
 a scale drawn from ``scale``); the LFW surveillance protocol draws a fixed one per image and
-size from ``seed``; ``enabled`` bakes one per face into the shards (static, kept for old configs).
+size from ``seed``; ``enabled`` bakes one per face into the shards (static; since the colour cast
+joined the chain, shards an older release made this way come out different).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ KERNELS = {
 class SurveillanceConfig:
     """The camera chain's parameters; each effect is drawn per sample from a seeded RNG."""
 
-    enabled: bool = False  # also bake one draw per face into the shards' LR columns
+    enabled: bool = False  # also bake one draw per face into the shards' LR columns (static)
     seed: int = 0  # the surveillance protocol's fixed draws (and the shards' when enabled)
     scale: tuple[float, float] = (4.0, 16.0)  # training: downscale factor, drawn log-uniform per step
     color_prob: float = 0.3
@@ -51,6 +52,11 @@ class SurveillanceConfig:
     jpeg_prob: float = 0.7
     jpeg_quality: tuple[int, int] = (30, 90)
 
+    def chain(self) -> dict[str, Any]:
+        """The chain's own parameters: what a training on it depends on (not ``seed``, which fixes
+        the protocol's and the shards' draws, nor ``enabled``)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("seed", "enabled")}
+
     def check(self) -> None:
         """Out-of-range values fail at load time, naming the param."""
         for key in ("blur_prob", "motion_prob", "jpeg_prob", "color_prob"):
@@ -62,6 +68,8 @@ class SurveillanceConfig:
                   "jpeg_quality": (1, 100), "scale": (1.0, MAX_SCALE)}
         for key, (lo, hi) in bounds.items():
             pair = getattr(self, key)
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+                raise ValueError(f"degrade.surveillance.{key} must be two numbers [low, high], got {list(pair)}")
             if len(pair) != 2 or pair[0] > pair[1] or pair[0] < lo or (hi is not None and pair[1] > hi):
                 span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
                 raise ValueError(f"degrade.surveillance.{key} must be a [low, high] range {span}, got {list(pair)}")

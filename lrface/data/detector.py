@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from lrface.data.align import Face
-from lrface.data.mtcnn_nets import ONet, PNet, RNet
+from lrface.models.mtcnn import ONet, PNet, RNet
 
 MIN_SIZE = 12  # P-Net's window
 SCALE_FACTOR = 0.709

@@ -171,12 +171,12 @@ class LfwEvaluator:
 
         return progress(total=total, desc=desc, unit="img", disable=not self.progress)
 
-    def _cached(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    def _cached(self, key: str, compute: Callable[[], np.ndarray], code_parts: tuple[str, ...] = ()) -> np.ndarray:
         if self.cache_dir is None:
             return compute()
-        # the shards, FRNet (weights and precision), the method's weights and the code that embeds
-        code = code_digest("eval/lfw.py", "eval/methods.py", "eval/probes.py", "losses.py", "models",
-                           "data/tensors.py", "data/degrade.py")
+        # the shards, FRNet (weights and precision), the method's weights, the code that embeds and
+        # the code that made the probes (``code_parts``)
+        code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", "models", "data/tensors.py", *code_parts)
         digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():
@@ -210,14 +210,14 @@ class LfwEvaluator:
             with self._bar(len(rows), f"{self.protocol} {restorer.name} {size}") as bar:
                 return embed_rows(self.frnet, self.data.table, rows, load, restorer, self.batch_size, bar.update)
 
-        return self._cached(key, compute) if cache else compute()
+        return self._cached(key, compute, self.probes.code) if cache else compute()
 
     def lr_features(self, restorer: Restorer, size: str, side: str = "probe", cache: bool = True) -> np.ndarray:
         """Features of each pair's ``side`` (``probe`` or ``gallery``) taken at ``size`` and
         restored by ``restorer`` (one row per pair). Each distinct image is embedded once: the
         gallery side embeds only the images that are no pair's probe and reuses the others."""
         fp = f"{getattr(restorer, 'fingerprint', restorer.name)}/{size}"
-        if self.probes.fingerprint != "clean":  # clean keys stay as they were: old caches still hit
+        if self.probes.protocol != "clean":  # the chain's parameters and libraries
             fp = f"{self.probes.fingerprint}/{fp}"
         rows = np.unique(self.data.probe_rows)
         feats = self._lr_rows(restorer, size, rows, fp, cache)
@@ -232,7 +232,8 @@ class LfwEvaluator:
 
     def evaluate_hr(self) -> Result:
         hr = self.hr_features()
-        return score("hr", HR_SIZE, hr[self.data.gallery_rows], hr[self.data.probe_rows], self.data)
+        return score("hr", HR_SIZE, hr[self.data.gallery_rows], hr[self.data.probe_rows], self.data,
+                     protocol_name(self.dataset, "clean"))
 
     def evaluate(self, restorer: Restorer, size: str, cache: bool = True) -> Result:
         """Probe at ``size``, restored; gallery at 112x96 (the paper's protocol)."""

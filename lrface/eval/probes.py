@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from typing import Protocol
 
 import numpy as np
+import PIL
 import pyarrow as pa
 import torch
 
@@ -29,6 +29,7 @@ from lrface.sizes import parse_size
 class Probes(Protocol):
     protocol: str
     fingerprint: str  # part of the feature-cache key
+    code: tuple[str, ...]  # the lrface modules that make the probes (in the feature-cache key)
 
     def faces(self, table: pa.Table, rows: np.ndarray, size: str) -> torch.Tensor:
         """LR faces ``(N, 3, h, w)`` in [0, 1] of shard ``rows`` at ``size``."""
@@ -39,6 +40,7 @@ class ShardProbes:
 
     protocol = "clean"
     fingerprint = "clean"
+    code = ("eval/probes.py",)
 
     def faces(self, table: pa.Table, rows: np.ndarray, size: str) -> torch.Tensor:
         col = table.column(lr_column(size))
@@ -49,11 +51,13 @@ class CameraProbes:
     """The surveillance protocol: the camera chain on the HR face, one fixed draw per image and size."""
 
     protocol = "surveillance"
+    code = ("eval/probes.py", "data/degrade.py", "data/images.py")
 
     def __init__(self, cfg: SurveillanceConfig, kernel: str = "bicubic") -> None:
         self.cfg, self.kernel = cfg, kernel
-        params = json.dumps({**asdict(cfg), "enabled": None, "kernel": kernel}, sort_keys=True)
-        self.fingerprint = "surv-" + hashlib.sha256(params.encode()).hexdigest()[:12]
+        # blur, resampling and JPEG come from Pillow (and its libjpeg), noise from numpy
+        what = {**cfg.chain(), "seed": cfg.seed, "kernel": kernel, "pillow": PIL.__version__, "numpy": np.__version__}
+        self.fingerprint = "surv-" + hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
     def faces(self, table: pa.Table, rows: np.ndarray, size: str) -> torch.Tensor:
         hw = parse_size(size)

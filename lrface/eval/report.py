@@ -51,14 +51,20 @@ def table_markdown(results: Sequence[Result], both_low: bool = False, meansub: b
     return "\n".join(lines) + "\n"
 
 
-TITLES = {
-    "lfw": ("LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution (bicubic "
-            "downsampling of the aligned face); pairs scored by plain cosine of flip-concat features, as "
-            "`lrface verify` scores them"),
-    "lfw_surv": ("LFW surveillance protocol: the same pairs and scoring, each probe through the camera chain "
-                 "(degrade.surveillance: colour cast, Gaussian/motion blur, downsampling, sensor noise, JPEG; "
-                 "one fixed seeded draw per image and size). The hr row is the clean 112x96 reference"),
+PROTOCOL_TEXT = {  # protocol -> (heading, what its table shows)
+    "lfw": ("LFW cross-resolution verification",
+            "LFW View-2 10-fold accuracy (%), gallery 112x96, probe at each resolution (bicubic downsampling of "
+            "the aligned face); pairs scored by plain cosine of flip-concat features, as `lrface verify` scores them"),
+    "lfw_surv": ("LFW surveillance protocol",
+                 "The same pairs and scoring, each probe through the camera chain (degrade.surveillance: colour "
+                 "cast, Gaussian/motion blur, downsampling, sensor noise, JPEG; one fixed seeded draw per image "
+                 "and size): what camera footage looks like. The hr row is the clean 112x96 reference"),
 }
+
+
+def protocol_text(protocol: str) -> tuple[str, str]:
+    """(heading, description) of a protocol's tables."""
+    return PROTOCOL_TEXT.get(protocol, (protocol, f"{protocol}: 10-fold accuracy (%), plain cosine"))
 
 
 def by_protocol(results: Sequence[Result]) -> dict[str, list[Result]]:
@@ -84,8 +90,7 @@ def _write_protocol(protocol: str, results: Sequence[Result], out: Path) -> dict
     tag = "" if protocol == "lfw" else f"_{protocol}"
     paths = {f"md{tag}": out / f"{protocol}_table.md", f"csv{tag}": out / f"{protocol}_table.csv",
              f"json{tag}": out / f"{protocol}_results.json"}
-    title = TITLES.get(protocol, TITLES["lfw"].replace("LFW", protocol))
-    text = title + "\n\n" + table_markdown(results)
+    text = protocol_text(protocol)[1] + "\n\n" + table_markdown(results)
     if any(is_both_lr(r.size) for r in results):
         text += ("\nBoth faces of each pair at the low resolution (e.g. two faces from the same footage)\n\n"
                  + table_markdown(results, both_low=True))
@@ -114,14 +119,6 @@ def result_metrics(r: Result) -> dict[str, float]:
            f"auc_{r.size}": round(r.auc, 6), f"tar_far1e-3_{r.size}": round(r.tar_at_far_1e3, 6)}
     for far in DECISION_FARS:
         out[f"thr_far{far:.0e}_{r.size}".replace("e-0", "e-")] = round(threshold_at_far(r.roc, far), 6)
-    return out
-
-
-def metrics_dict(results: Sequence[Result]) -> dict[str, Any]:
-    """Nested ``{method: {acc_14x12: ...}}`` for ``metrics.json`` (``dvc metrics show``)."""
-    out: dict[str, Any] = {}
-    for r in results:
-        out.setdefault(r.method, {}).update(result_metrics(r))
     return out
 
 

@@ -11,6 +11,7 @@ from lrface.inference.verifier import FaceVerifier
 from lrface.locations import checkpoint_label
 from lrface.models.summary import weights_digest
 from lrface.protocols import protocol_name
+from lrface.sizes import HR_SIZE
 
 
 def load_verifier(params, srnet: str | None = "", threshold: float | None = None,
@@ -40,14 +41,16 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
         model, name = load_srnet(spec), str(spec)
     if cfg.threshold is None:
         digest = weights_digest(model).hexdigest() if model is not None and not from_mlflow else None
-        protocol = protocol_name(params.get_dotted("evaluate.dataset", "lfw"), cfg.protocol)
-        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest, protocol)
-        if not thresholds:
+        dataset = params.get_dotted("evaluate.dataset", "lfw")
+        protocol, clean = protocol_name(dataset, cfg.protocol), protocol_name(dataset, "clean")
+        thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest, protocol, clean)
+        if set(thresholds) <= {HR_SIZE}:  # no low-resolution calibration in MLflow: metrics.json
             rel = params.section("evaluate").get("metrics_file", "metrics.json")
             mfile = params.workspace().pull(rel, missing_ok=True)
             if mfile.is_file():
                 label = (name if from_mlflow else checkpoint_label(spec)) if model is not None else "bicubic"
-                thresholds = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far, protocol)
+                found = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far, protocol, clean)
+                thresholds = {**thresholds, **found}
     precision = resolve_precision(params.get_dotted("frnet.precision", "auto"))
     return FaceVerifier(load_frnet(params.path("frnet_checkpoint"), precision=precision), model, cfg, thresholds,
                         model_name=name, lr_kernel=params.get_dotted("degrade.kernel", "bicubic"))

@@ -10,6 +10,14 @@ from lrface.inference.faces import InferenceError
 from lrface.sizes import HR_SIZE, both_lr
 
 
+def decided_by(size: str, cfg: InferenceConfig) -> str | None:
+    """Whose calibration a threshold at ``size`` is: 112x96 pairs have only the clean one; None for
+    a fixed threshold."""
+    if cfg.threshold is not None:
+        return None
+    return "clean" if size == HR_SIZE else cfg.protocol
+
+
 def threshold_for(sa: str, sb: str, thresholds: dict[str, float], cfg: InferenceConfig,
                   model_name: str) -> tuple[float, str]:
     """The evaluation's threshold for this kind of pair (the grid sizes its faces were taken at), at the
@@ -35,12 +43,12 @@ def far_key(far: float) -> str:
 
 
 def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float,
-                            protocol: str = "lfw") -> dict[str, float]:
+                            protocol: str = "lfw", hr_protocol: str = "lfw") -> dict[str, float]:
     """``{size: threshold}`` for ``method`` (LR sizes, from ``protocol``'s section: ``lfw`` or
-    ``lfw_surv``) and ``hr`` (112x96, from ``lfw``) from ``metrics.json``."""
+    ``lfw_surv``) and ``hr`` (112x96, from the clean protocol's) from ``metrics.json``."""
     out: dict[str, float] = {}
     prefix = f"thr_far{far_key(far)}_"
-    for section, name, wanted in ((protocol, method, None), ("lfw", "hr", HR_SIZE)):
+    for section, name, wanted in ((protocol, method, None), (hr_protocol, "hr", HR_SIZE)):
         for k, v in ((metrics.get(section) or {}).get(name) or {}).items():
             if k.startswith(prefix):
                 size = k.removeprefix(prefix)
@@ -50,7 +58,7 @@ def thresholds_from_metrics(metrics: dict[str, Any], method: str, far: float,
 
 
 def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None = None,
-                           protocol: str = "lfw") -> dict[str, float]:
+                           protocol: str = "lfw", hr_protocol: str = "lfw") -> dict[str, float]:
     """Thresholds logged by the latest evaluation runs of ``model_uri`` (or bicubic) under
     ``protocol`` (``lfw``, ``lfw_surv``) and of hr (``lfw``). A checkpoint given by path is found by
     its weights ``digest`` (evaluation may have named the same file by another path)."""
@@ -73,10 +81,12 @@ def thresholds_from_mlflow(model_uri: str | None, far: float, digest: str | None
     else:
         sel = "tags.`lrface.method` = 'bicubic'"
     out: dict[str, float] = {}
-    for query, section, only in ((sel, protocol, None), ("tags.`lrface.method` = 'hr'", "lfw", HR_SIZE)):
+    for query, section, only in ((sel, protocol, None), ("tags.`lrface.method` = 'hr'", hr_protocol, HR_SIZE)):
         prefix = f"{section}/thr_far{far_key(far)}_"
+        # the latest evaluation that measured this protocol (a later one may have skipped it)
         runs = client.search_runs(exps, f"tags.`lrface.kind` = 'evaluation' and {query}",
-                                  order_by=["attributes.start_time DESC"], max_results=1)
+                                  order_by=["attributes.start_time DESC"], max_results=20)
+        runs = [r for r in runs if any(k.startswith(prefix) for k in r.data.metrics)][:1]
         for k, v in (runs[0].data.metrics.items() if runs else ()):
             if k.startswith(prefix) and (only is None or k.endswith(only)):
                 out[k.removeprefix(prefix)] = float(v)

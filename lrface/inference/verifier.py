@@ -24,7 +24,7 @@ from lrface.inference.faces import (
     image_name,
     load_image,
 )
-from lrface.inference.thresholds import threshold_for
+from lrface.inference.thresholds import decided_by, threshold_for
 from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
@@ -171,7 +171,7 @@ class FaceVerifier:
         thr, size = self.threshold_for(ea, eb)
         fixed = self.config.threshold is not None
         return Verification(sim, thr, bool(sim >= thr), None if fixed else self.config.far, size, ea, eb,
-                            None if fixed else self.config.protocol)
+                            decided_by(size, self.config))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -66,7 +66,8 @@ class TrainConfig:
         if bad:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
         weights = cfg.factor_weights
-        if weights is not None and (len(weights) != len(cfg.factors) or min(weights) <= 0):
+        numbers = weights is None or all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+        if not numbers or (weights is not None and (len(weights) != len(cfg.factors) or min(weights) <= 0)):
             raise ValueError(f"train.factor_weights must be {len(cfg.factors)} positive numbers, one per "
                              f"train.factors entry {list(cfg.factors)}, got {list(weights)}")
         if cfg.degradation not in DEGRADATIONS:
@@ -76,6 +77,8 @@ class TrainConfig:
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise ValueError(f"train.placement_strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, "
                              f"got {cfg.placement_strategy!r}")
+        if cfg.seed < 0:
+            raise ValueError(f"train.seed must be >= 0, got {cfg.seed}")
         if cfg.steps < 1 or cfg.checkpoint_every < 1 or cfg.validate_every < 1:
             raise ValueError("train.steps, checkpoint_every and validate_every must be >= 1")
         return cfg

@@ -23,6 +23,7 @@ from lrface import storage
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
 from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
+from lrface.data.degrade import DegradeConfig
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.precision import resolve_precision
@@ -61,7 +62,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
         ident["frnet"] = frnet
     if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
-        ident["camera"] = params.get_dotted("degrade.surveillance")
+        degrade = DegradeConfig.from_dict(params.get("degrade"))
+        ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()

@@ -210,8 +210,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     loss_fn = JointLoss(frnet if tcfg.alpha > 0 else None, tcfg.alpha, lcfg.mr_resize, lcfg.isr_resize)
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
     log.tag("lrface.train_nodes", ",".join(sorted(set(nodes))))
-    camera = (DegradeConfig.from_dict(config.get("degrade")).surveillance
-              if tcfg.degradation == "surveillance" else None)
+    degrade = DegradeConfig.from_dict(config.get("degrade"))
+    camera = degrade.surveillance if tcfg.degradation == "surveillance" else None
     hr_lookup = ray.get(config["hr_features"]) if config.get("hr_features") is not None and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
@@ -227,7 +227,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while step < tcfg.steps:
         t0 = time.perf_counter()
         batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device,
-                           tcfg.factor_weights, camera)
+                           tcfg.factor_weights, camera, degrade.kernel)
         t_data = time.perf_counter() - t0
         finite.step = step + 1
         parts = train_step(ddp, loss_fn, opt, sched, batch, finite)

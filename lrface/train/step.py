@@ -54,11 +54,13 @@ def draw_factor(factors: Sequence[int], weights: Sequence[float] | None, rng: to
 
 def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
                hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu",
-               factor_weights: Sequence[float] | None = None, camera: SurveillanceConfig | None = None) -> Batch:
+               factor_weights: Sequence[float] | None = None, camera: SurveillanceConfig | None = None,
+               kernel: str = "bicubic") -> Batch:
     """Decode shard ``rows`` (``hr_png``, ``sample_id`` and, without ``camera``, ``lr_<size>_png``)
     into a training batch with random horizontal flips and f(HR) looked up if given. The LR faces
     are the shards' at one factor drawn for the step (odds ``factor_weights``) or, with ``camera``,
-    the camera chain applied to each flipped HR face with its own draw, at one scale per step."""
+    the camera chain applied to each flipped HR face with its own draw (downsampling with
+    ``kernel``, ``degrade.kernel``), at one scale per step."""
     scale_rng, flip_rng = step_rngs(seed, step, rank)
     hr = png_to_tensor([bytes(b) for b in rows["hr_png"]])
     flipped = torch.zeros(hr.shape[0], dtype=torch.bool)
@@ -71,17 +73,17 @@ def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors
         lr[flipped] = lr[flipped].flip(-1)
     else:
         factor = draw_scale(camera.scale, np.random.default_rng([seed, step, CAMERA_STREAM]))  # same on all ranks
-        lr = camera_faces(hr, scale_size(factor), camera, seed, step, rank)
+        lr = camera_faces(hr, scale_size(factor), camera, seed, step, rank, kernel)
     feats = hr_lookup(rows["sample_id"], flipped, device) if hr_lookup is not None else None
     return Batch(lr.to(device), hr.to(device), factor, feats)
 
 
 def camera_faces(hr: torch.Tensor, hw: tuple[int, int], camera: SurveillanceConfig, seed: int, step: int,
-                 rank: int) -> torch.Tensor:
+                 rank: int, kernel: str = "bicubic") -> torch.Tensor:
     """LR faces of ``hw`` from HR faces (``(N, 3, 112, 96)`` in [0, 1]) through the camera chain,
     sample ``i`` with its own draw of (seed, step, rank, i): never the same corruption twice."""
     faces = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
-    out = [camera_chain(face, hw, camera, np.random.default_rng([seed, step, rank, i, CAMERA_STREAM]))
+    out = [camera_chain(face, hw, camera, np.random.default_rng([seed, step, rank, i, CAMERA_STREAM]), kernel)
            for i, face in enumerate(faces)]
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div_(255.0)
 
