@@ -212,3 +212,31 @@ def test_served_model_answers_and_rejects_bad_requests(work, landmarks, tmp_path
     finally:
         stop(proc)
         log.close()
+
+
+def test_verify_and_identify_take_the_chosen_protocols_thresholds_and_say_so(work, landmarks, tmp_path):
+    """Without --threshold, the evaluation's thresholds decide: --protocol surveillance takes the
+    surveillance protocol's (here from metrics.json, the work dir has no MLflow evaluation), and the
+    output names the calibration."""
+    from lrface.config import load_params
+
+    thr = {"lfw": {"hr": {"thr_far1e-3_112x96": 0.31},
+                   "bicubic": {"thr_far1e-3_14x12-14x12": 0.61, "thr_far1e-3_14x12": 0.41}},
+           "lfw_surv": {"bicubic": {"thr_far1e-3_14x12-14x12": 0.71, "thr_far1e-3_14x12": 0.51}}}
+    work_dir = load_params(work / "params.yaml").path("work_dir")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "metrics.json").write_text(json.dumps(thr))
+    a, b = (frame(r, landmarks, 12, tmp_path / f"{i}.png", seed=i) for i, r in enumerate(SAME))
+    for flag, want, protocol in (([], 0.61, "clean"), (["--protocol", "surveillance"], 0.71, "surveillance")):
+        r = cli(work, "verify", str(a), str(b), "--bicubic", "--json", *flag)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert (out["threshold"], out["threshold_protocol"], out["threshold_size"]) == (want, protocol, "14x12-14x12")
+        text = cli(work, "verify", str(a), str(b), "--bicubic", *flag).stdout
+        assert f"{protocol} calibration" in text and f"threshold {want:.4f}" in text
+    gallery = tmp_path / "gallery" / "x"
+    gallery.mkdir(parents=True)
+    frame(SAME[0], landmarks, 60, gallery / "a.png", hw=(160, 160))
+    r = cli(work, "identify", str(b), "--gallery", str(gallery.parent), "--bicubic", "--protocol", "surveillance",
+            "--no-progress", "--cache", str(tmp_path / "g.parquet"))
+    assert r.returncode == 0 and "decisions: surveillance calibration, FAR 0.001" in r.stdout, r.stdout + r.stderr
