@@ -13,6 +13,7 @@ exceeds a short training's budget here).
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 
@@ -52,6 +53,7 @@ def main() -> None:
         out = run_training(p, alpha=alpha, name=f"bench-{degradation}-a{alpha:g}-{precision}-c{int(cached)}-w{workers}",
                            track=False)
         m = out.metrics
+        shutil.rmtree(out.model_path.parent)  # <work_dir>/models feeds the evaluate stage: leave it as it was
         rows.append((degradation, alpha, precision, cached, workers, m["train/samples_per_s"], m["train/data_share"],
                      time.perf_counter() - t0))
     print(f"\nSRNet training, global batch {args.batch}, last {args.steps // 2} of {args.steps} steps")
