@@ -1,8 +1,12 @@
-"""Alignment throughput with 1 and 2 Ray workers; shard reads vs PNG folders; shards from S3.
+"""Alignment throughput with 1 and 2 Ray workers, the torch MTCNN (``align.detector: torch``, the
+default) beside the ``mtcnn`` package's TensorFlow one (the path before; needs the ``tf-reference``
+extra) in one run; shard reads vs PNG folders; shards from S3.
 
 Usage: python bench/align_throughput.py [--images 320] [--params params.yaml] [--reads-only]
+       [--detectors tensorflow torch] [--workers 1 2]
 Uses the first N images of the LFW pairs (real data under paths.data_root). Wall times include
-Ray actor start-up (each actor imports TensorFlow and builds one MTCNN), as a user sees them.
+Ray actor start-up (each actor imports its detector's framework and builds one MTCNN), as a user
+sees them; the detector runs alternate (TF 1, torch 1, TF 2, torch 2) so a drifting load hits both.
 The S3 rows start moto's S3 server on 127.0.0.1 (a real HTTP server process, no AWS) and read the
 same shards through Ray Data from local files and from the bucket, side by side.
 ``--reads-only`` skips the MTCNN timing (faces aligned from the reference landmarks instead).
@@ -38,6 +42,8 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--images", type=int, default=320)
     ap.add_argument("--reads-only", action="store_true")
+    ap.add_argument("--detectors", nargs="+", default=["tensorflow", "torch"])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lrface-bench-"))
     rows = []
@@ -46,21 +52,28 @@ def main() -> None:
                                       "data.datasets.lfw.limit": args.images,
                                       "data.datasets.lfw.landmarks_file": "lfw/reference_landmarks.txt"})
         run_align(p, "lfw", progress=False)
-    for workers in () if args.reads_only else (1, 2):
-        p = load_params(args.params, {"paths.work_dir": str(tmp / f"w{workers}"), "align.workers": workers,
+    runs = [] if args.reads_only else [(w, d) for w in args.workers for d in args.detectors]
+    for workers, detector in runs:
+        p = load_params(args.params, {"paths.work_dir": str(tmp / f"{detector}{workers}"),
+                                      "align.workers": workers, "align.detector": detector,
                                       "data.datasets.lfw.limit": args.images,
                                       "data.datasets.lfw.fallback_landmarks": None})
         t = time.perf_counter()
         s = run_align(p, "lfw", progress=False)
         wall = time.perf_counter() - t
-        rows.append((workers, s["counts"]["in"], s["counts"]["aligned"], wall))
+        rows.append((detector, workers, s["counts"]["in"], s["counts"]["aligned"], wall,
+                     s.get("landmarks_vs_reference", {}).get("mean_px", float("nan"))))
         import ray
 
         ray.shutdown()  # the next measurement starts its own actors from cold
     print(f"\nalignment (MTCNN + warp), {args.images} LFW images, wall time incl. actor start-up")
-    print(f"{'workers':>8}{'in':>6}{'aligned':>9}{'seconds':>9}{'faces/s':>9}")
-    for w, n, a, sec in rows:
-        print(f"{w:>8}{n:>6}{a:>9}{sec:>9.1f}{n / sec:>9.1f}")
+    print(f"{'detector':<12}{'workers':>8}{'in':>6}{'aligned':>9}{'seconds':>9}{'faces/s':>9}{'vs ref px':>10}")
+    for d, w, n, a, sec, px in rows:
+        print(f"{d:<12}{w:>8}{n:>6}{a:>9}{sec:>9.1f}{n / sec:>9.1f}{px:>10.3f}")
+    base = {w: n / sec for d, w, n, _, sec, _ in rows if d == args.detectors[0]}
+    for d, w, n, _, sec, _ in rows:
+        if d != args.detectors[0] and w in base:
+            print(f"{d} vs {args.detectors[0]}, {w} worker(s): {n / sec / base[w]:.2f}x faces/s")
 
     run_shards(p, "lfw")
     shards = open_shards(p, "lfw")

@@ -25,7 +25,7 @@ def _worker(kind: str, files: list[str], batch: int, barrier, results) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     t = time.perf_counter()
     if kind == "tf":
-        from lrface.data.align import MTCNNDetector
+        from lrface.data.detector_tf import MTCNNDetector
 
         det = MTCNNDetector(threads=1)
     else:

@@ -117,9 +117,10 @@ def end_to_end(params, srnet, frnet, repeats: int) -> None:
     TensorFlow MTCNN (previous path) and the torch MTCNN (current path) side by side."""
     import time
 
-    from lrface.data.align import MTCNNDetector, read_landmarks_file
+    from lrface.data.align import read_landmarks_file
     from lrface.data.degrade import small_face_frame
     from lrface.data.detector import TorchMTCNN
+    from lrface.data.detector_tf import MTCNNDetector
     from lrface.data.images import load_rgb
     from lrface.inference import FaceVerifier, InferenceConfig
 

@@ -75,7 +75,7 @@ def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
 def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
-    return stage_key(f"shards-{ds}", p, ["degrade", "data.rows_per_shard", "data.split_seed",
+    return stage_key(f"shards-{ds}", p, ["degrade.sizes", "degrade.kernel", "data.rows_per_shard", "data.split_seed",
                                          f"data.datasets.{ds}"], [output_digest(p, align_output(ds))],
                      code=("data",))
 

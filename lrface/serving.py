@@ -22,7 +22,7 @@ from typing import Any
 from lrface.inference import FaceVerifier, InferenceConfig, InferenceError
 
 VERIFIER_MODEL = "lrface-verifier"
-PIP_REQUIREMENTS = ["torch==2.13.0", "mtcnn==1.0.0", "tensorflow-cpu==2.21.0", "lrface"]
+PIP_REQUIREMENTS = ["torch==2.13.0", "mtcnn==1.0.0", "lrface"]
 
 
 def _decode_field(row: dict[str, Any], key: str) -> bytes:

@@ -5,12 +5,12 @@ from lrface.data.align import (
     SPHEREFACE_TEMPLATE,
     AlignConfig,
     Aligner,
-    Face,
     choose_face,
     read_landmarks_file,
     similarity_transform,
     warp_face,
 )
+from lrface.data.detector import Face
 from tests.conftest import LFW_DIR
 
 

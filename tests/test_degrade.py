@@ -10,6 +10,7 @@ from lrface.data.degrade import (
     draw_scale,
     make_lr,
     scale_size,
+    surveillance_degrade,
 )
 from lrface.sizes import parse_size
 
@@ -20,7 +21,7 @@ def _face(seed=0):
 
 def test_default_sizes_and_pil_bicubic():
     face = _face()
-    lr = make_lr(face, DegradeConfig(), "s1")
+    lr = make_lr(face, DegradeConfig())
     assert {k: v.shape for k, v in lr.items()} == {
         "28x24": (28, 24, 3), "14x12": (14, 12, 3), "7x6": (7, 6, 3), "16x16": (16, 16, 3)
     }
@@ -34,11 +35,11 @@ def test_default_sizes_and_pil_bicubic():
 
 def test_surveillance_is_seeded_and_differs_from_clean():
     face = _face(2)
-    surv = DegradeConfig(surveillance=SurveillanceConfig(enabled=True, seed=3, noise_sigma=(4.0, 8.0)))
-    a = make_lr(face, surv, "id/1")
-    b = make_lr(face, surv, "id/1")
-    c = make_lr(face, surv, "id/2")
-    clean = make_lr(face, DegradeConfig(), "id/1")
+    surv = SurveillanceConfig(seed=3, noise_sigma=(4.0, 8.0))
+    clean = make_lr(face, DegradeConfig())
+    a = {k: surveillance_degrade(face, parse_size(k), surv, "id/1") for k in clean}
+    b = {k: surveillance_degrade(face, parse_size(k), surv, "id/1") for k in clean}
+    c = {k: surveillance_degrade(face, parse_size(k), surv, "id/2") for k in clean}
     for k in a:
         assert np.array_equal(a[k], b[k]) and a[k].shape == clean[k].shape
     assert any(not np.array_equal(a[k], c[k]) for k in a)
@@ -47,8 +48,10 @@ def test_surveillance_is_seeded_and_differs_from_clean():
 
 def test_config_from_dict_validates():
     cfg = DegradeConfig.from_dict({"sizes": ["14x12"], "kernel": "bicubic",
-                                   "surveillance": {"enabled": True, "blur_sigma": [0.5, 1.0]}})
+                                   "surveillance": {"enabled": False, "blur_sigma": [0.5, 1.0]}})
     assert cfg.sizes == ("14x12",) and cfg.surveillance.blur_sigma == (0.5, 1.0)
+    with pytest.raises(ValueError, match=r"degrade\.surveillance\.enabled .* was removed: use train\.degradation"):
+        DegradeConfig.from_dict({"surveillance": {"enabled": True}})
     with pytest.raises(ValueError, match="kernel"):
         DegradeConfig.from_dict({"kernel": "magic"})
     with pytest.raises(ValueError, match="unknown"):

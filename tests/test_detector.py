@@ -43,7 +43,10 @@ def same_faces(a: list, b: list) -> bool:
 # ------------------------------------------------------------------------------------ pieces
 
 
-def test_import_and_detection_never_load_tensorflow():
+LFW_IMAGE = LFW_DIR / "lfw-deepfunneled" / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg"
+
+
+def test_import_detection_and_alignment_never_load_tensorflow():
     code = ("import sys, numpy as np\n"
             "import lrface.data.detector as d\n"
             "assert 'tensorflow' not in sys.modules and 'mtcnn' not in sys.modules, 'imported'\n"
@@ -52,6 +55,9 @@ def test_import_and_detection_never_load_tensorflow():
             "v = FaceVerifier(None, None)\n"
             "assert type(v.detector).__name__ == 'TorchMTCNN'\n"
             "v.detect([np.zeros((60, 80, 3), np.uint8)])\n"
+            "from lrface.data.align import AlignConfig, Aligner\n"  # what an align actor runs
+            f"r = Aligner(AlignConfig()).align({str(LFW_IMAGE)!r})\n"
+            "assert r.ok and r.landmark_source == 'mtcnn', r\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mtcnn'))\n"
             "assert not bad, bad\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -295,7 +301,7 @@ def _compare(name: str, ref: list, got: list, stats: dict) -> None:
 
 @pytest.mark.slow
 def test_same_faces_as_the_mtcnn_package_on_real_images(detector):
-    from lrface.data.align import MTCNNDetector
+    from lrface.data.detector_tf import MTCNNDetector
 
     lfw_files = sorted((LFW_DIR / "lfw-deepfunneled").glob("*/*.jpg"))
     celeba_files = sorted(CELEBA_DIR.glob("*/*.jpg"))

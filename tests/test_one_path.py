@@ -40,7 +40,7 @@ def test_evaluation_and_verify_give_the_same_feature_for_the_same_face(frnet, wi
 
     # evaluation: the aligned face as the shards store it, its LR column, the restorer, embed_rows
     hr_png = encode_png(warp_face(image, lm))
-    lr = make_lr(decode_png(hr_png), DegradeConfig(sizes=(size,)), "sample")[size]
+    lr = make_lr(decode_png(hr_png), DegradeConfig(sizes=(size,)))[size]
     table = pa.table({lr_column(size): [encode_png(lr)]})
     restorer = SRNetRestorer(srnet) if srnet is not None else Bicubic()
     from_eval = embed_rows(frnet, table, np.array([0]), lr_column(size), restorer)[0]

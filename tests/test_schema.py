@@ -42,6 +42,9 @@ def test_the_shipped_params_load():
     ({"frnet.precision": "fp8"}, r"frnet\.precision must be one of"),
     ({"orchestration.parallel_trainings": 0}, r"orchestration\.parallel_trainings"),
     ({"align.policy": "random"}, r"align\.policy must be one of"),
+    ({"align.detector": "opencv"}, r"align\.detector must be one of"),
+    ({"train.camera_share": 2}, r"train\.camera_share must be a number within \[0, 1\]"),
+    ({"degrade.surveillance.enabled": True}, r"degrade\.surveillance\.enabled .* was removed"),
     ({"data.datasets.lfw.folds": [0]}, r"data\.datasets\.lfw\.folds"),
     ({"train.sweep": {"1.0": "srnet-init"}}, r"train\.sweep key '1\.0'"),
     ({"train.sweep": {0.25: "srnet-init"}}, r"train\.sweep keys must be quoted"),  # DVC: no stage for it

@@ -101,6 +101,35 @@ def test_camera_batches_draw_a_new_corruption_per_sample_and_step(tiny):
     assert torch.equal((b.lr * 255).round().to(torch.uint8), want.permute(0, 3, 1, 2))
 
 
+def test_mixed_batches_are_clean_or_camera_per_step(tiny):
+    from lrface.data.degrade import SurveillanceConfig
+    from lrface.train.config import camera_share
+
+    rows = _rows(open_shards(load_params(tiny), "train"), 8)
+    camera = SurveillanceConfig(noise_sigma=(2.0, 6.0))
+
+    def batch(step, share, rank=0):
+        return make_batch(rows, step, rank, 0, (4, 8, 16), True, camera=camera, camera_share=share)
+
+    kinds = []
+    for step in range(60):
+        mixed, clean = batch(step, 0.5), make_batch(rows, step, 0, 0, (4, 8, 16), True)
+        if torch.equal(mixed.lr, clean.lr):  # a clean step: exactly the bicubic path's batch
+            kinds.append("clean")
+        else:  # a camera step: exactly the surveillance path's batch
+            assert torch.equal(mixed.lr, batch(step, 1.0).lr)
+            kinds.append("camera")
+        assert batch(step, 0.5, rank=1).factor == mixed.factor  # the same kind and size on every rank
+    assert 15 <= kinds.count("camera") <= 45, kinds
+    assert all(torch.equal(batch(s, 0.0).lr, make_batch(rows, s, 0, 0, (4, 8, 16), True).lr) for s in range(5))
+    cfgs = {d: TrainConfig.from_dict({"degradation": d, "camera_share": 0.25})
+            for d in ("bicubic", "surveillance", "mixed")}
+    assert [camera_share(c) for c in cfgs.values()] == [0.0, 1.0, 0.25]
+    for bad in (1.5, -0.1, "half", True):
+        with pytest.raises(ValueError, match="train.camera_share"):
+            TrainConfig.from_dict({"camera_share": bad})
+
+
 def _train(tiny, frnet, sign: float, steps: int = 120) -> dict[str, float]:
     torch.manual_seed(0)
     torch.set_num_threads(2)

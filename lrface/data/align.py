@@ -1,20 +1,21 @@
 """Face alignment: MTCNN's 5 landmarks -> similarity warp to the 112x96 SphereFace template.
 
-The detector (the ``mtcnn`` package, TensorFlow) is created lazily inside each worker, with one
-TensorFlow thread, so many aligners run side by side (see :mod:`lrface.data.align_stage`).
+The detector (``align.detector``: the torch MTCNN of :mod:`lrface.data.detector` by default) is
+created lazily inside each worker, with one thread, so many aligners run side by side (see
+:mod:`lrface.data.align_stage`).
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
 
+from lrface.data.detector import DETECTORS, Face, FaceDetector, make_detector
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb, read_bytes
 from lrface.sizes import FACE_SIZE, FACE_WIDTH
 from lrface.typed import from_mapping
@@ -33,15 +34,6 @@ SPHEREFACE_TEMPLATE = np.array(
 
 Policy = Literal["center", "largest", "confident"]
 POLICIES: tuple[str, ...] = ("center", "largest", "confident")
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detection: box ``(x1, y1, x2, y2)``, confidence and landmarks ``(5, 2)`` as (x, y)."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray = field(compare=False)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -116,45 +108,6 @@ def choose_face(faces: list[Face], policy: str, image_hw: tuple[int, int]) -> Fa
     raise ValueError(f"face policy must be one of {POLICIES}, got {policy!r}")
 
 
-class MTCNNDetector:
-    """The ``mtcnn`` package's detector with float landmarks; one TensorFlow thread by default."""
-
-    def __init__(self, threads: int = 1, min_face_size: int = 20) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
-        except RuntimeError:
-            pass  # TensorFlow already initialised in this process; keep its settings
-        from mtcnn import MTCNN
-
-        self._mtcnn = MTCNN()
-        self.min_face_size = min_face_size
-
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return self.detect_batch([image])[0]
-
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]:
-        """Detect faces in images of one shape in one pass (about 3x faster than one by one)."""
-        if not images:
-            return []
-        if len({im.shape for im in images}) != 1:
-            raise ValueError("detect_batch needs images of one shape")
-        rows = self._mtcnn.detect_faces(
-            list(images), box_format="xyxy", output_type="numpy", min_face_size=self.min_face_size
-        )
-        # numpy rows: image index, x1, y1, x2, y2, score, then the 5 landmark xs, then the 5 ys
-        rows = np.asarray(rows, dtype=np.float64).reshape(-1, 16)
-        out: list[list[Face]] = [[] for _ in images]
-        for r in rows:
-            out[int(r[0])].append(
-                Face(tuple(float(v) for v in r[1:5]), float(r[5]), r[6:16].reshape(2, 5).T.copy())
-            )
-        return out
-
-
 @dataclass
 class AlignResult:
     """What became of one input: an aligned face, or a rejection reason."""
@@ -181,12 +134,15 @@ class AlignConfig:
     max_pixels: int = 40_000_000
     workers: int = 2  # Ray actors, one MTCNN and one thread each
     batch_size: int = 16
+    detector: str = "torch"  # torch (lrface.data.detector) | tensorflow (the mtcnn package: reference)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AlignConfig:
         cfg = from_mapping(cls, d, "align")
         if cfg.policy not in POLICIES:
             raise ValueError(f"align.policy must be one of {POLICIES}, got {cfg.policy!r}")
+        if cfg.detector not in DETECTORS:
+            raise ValueError(f"align.detector must be one of {DETECTORS}, got {cfg.detector!r}")
         return cfg
 
     @property
@@ -201,7 +157,7 @@ class Aligner:
         self,
         config: AlignConfig = AlignConfig(),
         reference: dict[str, np.ndarray] | None = None,
-        detector: MTCNNDetector | None = None,
+        detector: FaceDetector | None = None,
         fallback: dict[str, np.ndarray] | None = None,
     ) -> None:
         if config.policy not in POLICIES:
@@ -212,9 +168,11 @@ class Aligner:
         self._detector = detector
 
     @property
-    def detector(self) -> MTCNNDetector:
+    def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = MTCNNDetector(min_face_size=self.config.min_face_size)
+            c = self.config
+            self._detector = make_detector(c.detector, threads=1, min_face_size=c.min_face_size,
+                                           max_pixels=c.max_pixels)
         return self._detector
 
     def align(self, path: str | Path, rel_path: str = "") -> AlignResult:

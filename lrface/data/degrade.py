@@ -8,8 +8,8 @@ The camera chain (``degrade.surveillance``) models what CCTV produces instead: a
 Gaussian or motion blur, downsampling, sensor noise and JPEG compression, each drawn from a
 seeded RNG. Training draws a new one per sample and step (``train.degradation: surveillance``, at
 a scale drawn from ``scale``); the LFW surveillance protocol draws a fixed one per image and
-size from ``seed``; ``enabled`` bakes one per face into the shards (static; since the colour cast
-joined the chain, shards an older release made this way come out different).
+size from ``seed``. (Baking one fixed draw per face into the shards, ``enabled``, was removed:
+it reused one corruption for the whole training.)
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ KERNELS = {
 class SurveillanceConfig:
     """The camera chain's parameters; each effect is drawn per sample from a seeded RNG."""
 
-    enabled: bool = False  # also bake one draw per face into the shards' LR columns (static)
-    seed: int = 0  # the surveillance protocol's fixed draws (and the shards' when enabled)
+    seed: int = 0  # the surveillance protocol's fixed draws
     scale: tuple[float, float] = (4.0, 16.0)  # training: downscale factor, drawn log-uniform per step
     color_prob: float = 0.3
     color_shift: float = 0.1  # white-balance error: per-channel gain within 1 +- this
@@ -54,8 +53,8 @@ class SurveillanceConfig:
 
     def chain(self) -> dict[str, Any]:
         """The chain's own parameters: what a training on it depends on (not ``seed``, which fixes
-        the protocol's and the shards' draws, nor ``enabled``)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("seed", "enabled")}
+        only the protocol's draws)."""
+        return {k: v for k, v in asdict(self).items() if k != "seed"}
 
     def check(self) -> None:
         """Out-of-range values fail at load time, naming the param."""
@@ -86,7 +85,12 @@ class DegradeConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> DegradeConfig:
         d = dict(d or {})
-        surv = from_mapping(SurveillanceConfig, d.pop("surveillance", None), "degrade.surveillance",
+        surv_d = dict(d.pop("surveillance", None) or {})
+        if surv_d.pop("enabled", False):
+            raise ValueError("degrade.surveillance.enabled (one fixed camera corruption per face baked into the "
+                             "shards) was removed: use train.degradation: surveillance, which draws a new one per "
+                             "sample and step")
+        surv = from_mapping(SurveillanceConfig, surv_d, "degrade.surveillance",
                             tuples=("scale", "blur_sigma", "motion_length", "noise_sigma", "jpeg_quality"))
         surv.check()
         cfg = replace(from_mapping(cls, d, "degrade", tuples=("sizes",)), surveillance=surv)
@@ -171,16 +175,10 @@ def draw_scale(scale_range: tuple[float, float], rng: np.random.Generator) -> fl
     return float(np.exp(rng.uniform(lo, hi)))
 
 
-def make_lr(face: np.ndarray, cfg: DegradeConfig, sample_id: str) -> dict[str, np.ndarray]:
-    """All configured LR versions of one aligned face, keyed by size name ('14x12', ...)."""
-    out = {}
-    for name in cfg.sizes:
-        hw = parse_size(name)
-        if cfg.surveillance.enabled:
-            out[name] = surveillance_degrade(face, hw, cfg.surveillance, sample_id, cfg.kernel)
-        else:
-            out[name] = downsample(face, hw, cfg.kernel)
-    return out
+def make_lr(face: np.ndarray, cfg: DegradeConfig) -> dict[str, np.ndarray]:
+    """The shards' LR versions of one aligned face (``degrade.kernel`` at each of ``degrade.sizes``),
+    keyed by size name ('14x12', ...)."""
+    return {name: downsample(face, parse_size(name), cfg.kernel) for name in cfg.sizes}
 
 
 def small_face_frame(image: np.ndarray, landmarks: np.ndarray, width_px: float,

@@ -1,6 +1,6 @@
 """MTCNN face detection in torch: the ``mtcnn`` package's cascade (1.0.0), without TensorFlow.
 
-:class:`TorchMTCNN` has :class:`lrface.data.align.MTCNNDetector`'s interface (``detect``,
+:class:`TorchMTCNN` has :class:`lrface.data.detector_tf.MTCNNDetector`'s interface (``detect``,
 ``detect_batch`` -> :class:`~lrface.data.align.Face` lists with float landmarks) and reproduces the
 package's cascade step by step, so the two find the same faces:
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +37,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrface.data.align import Face
 from lrface.models.mtcnn import ONet, PNet, RNet
 
 MIN_SIZE = 12  # P-Net's window
@@ -45,6 +45,16 @@ THRESHOLDS = (0.6, 0.7, 0.8)  # P-Net, R-Net, O-Net (the package's defaults)
 NMS_PNET_LEVEL, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
 PATCH_BATCH = 256  # R-/O-Net patches per forward pass
 PNET_TILE_PIXELS = 2_000_000  # P-Net runs on row strips of at most this many pixels (x batch)
+DETECTORS: tuple[str, ...] = ("torch", "tensorflow")  # make_detector's kinds
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detection: box ``(x1, y1, x2, y2)``, confidence and landmarks ``(5, 2)`` as (x, y)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray = field(compare=False)
 
 
 def package_weights_dir() -> Path:
@@ -249,8 +259,21 @@ class FaceDetector(Protocol):
     def detect_batch(self, images: list[np.ndarray]) -> list[list[Face]]: ...
 
 
+def make_detector(kind: str = "torch", threads: int | None = 1, min_face_size: int = 20,
+                  max_pixels: int = 40_000_000) -> FaceDetector:
+    """``torch``: :class:`TorchMTCNN`; ``tensorflow``: the ``mtcnn`` package it reproduces
+    (:mod:`lrface.data.detector_tf`, needs the ``tf-reference`` extra; for comparisons)."""
+    if kind == "torch":
+        return TorchMTCNN(threads=threads, min_face_size=min_face_size, max_pixels=max_pixels)
+    if kind == "tensorflow":
+        from lrface.data.detector_tf import MTCNNDetector
+
+        return MTCNNDetector(threads=threads or 1, min_face_size=min_face_size)
+    raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
+
+
 class TorchMTCNN:
-    """MTCNN in torch with :class:`~lrface.data.align.MTCNNDetector`'s interface and results.
+    """MTCNN in torch with :class:`~lrface.data.detector_tf.MTCNNDetector`'s interface and results.
 
     ``threads``: torch intra-op threads, set process-wide as MTCNNDetector sets TensorFlow's
     (``None`` leaves torch's setting). ``device``: where the nets and the image pyramid run

@@ -43,7 +43,7 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
             continue
         split = "test" if spec.role == "test" else assign_split(row["identity"], spec.val_fraction, seed)
         splits[split] += 1
-        lr = make_lr(decode_png(row["hr_png"]), dcfg, row["sample_id"])
+        lr = make_lr(decode_png(row["hr_png"]), dcfg)
         writer.write({
             "sample_id": row["sample_id"], "identity": row["identity"], "source_path": row["source_path"],
             "split": split, "hr_png": row["hr_png"],
@@ -62,7 +62,7 @@ def run_shards(params: Params, dataset: str) -> dict[str, Any]:
         "counts": counts,
         "splits": dict(sorted(splits.items())),
         "identities": len({r["identity"] for r in aligned if r["status"] == "aligned"}),
-        "params": {"dataset": asdict(spec), "align": summary["align"], "degrade": asdict(dcfg),
+        "params": {"dataset": asdict(spec), "align": summary["align"], "degrade": {"sizes": list(dcfg.sizes), "kernel": dcfg.kernel},
                    "split_seed": seed},
         "landmarks_vs_reference": summary.get("landmarks_vs_reference"),
         "shards": [asdict(s) for s in shards],

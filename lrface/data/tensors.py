@@ -13,10 +13,14 @@ from lrface.data.images import decode_png
 from lrface.data.shards import ShardSet
 
 
+def faces_to_tensor(faces: Sequence[np.ndarray]) -> torch.Tensor:
+    """Same-sized uint8 RGB ``(H, W, 3)`` faces -> one float batch ``(N, 3, H, W)`` in ``[0, 1]``."""
+    return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
 def png_to_tensor(blobs: Sequence[bytes]) -> torch.Tensor:
     """Decode same-sized PNGs into one float batch in ``[0, 1]``."""
-    arr = np.stack([decode_png(b) for b in blobs])
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float().div_(255.0)
+    return faces_to_tensor([decode_png(b) for b in blobs])
 
 
 def iter_face_batches(

@@ -21,7 +21,7 @@ import torch
 from lrface.data.degrade import SurveillanceConfig, surveillance_degrade
 from lrface.data.images import decode_png
 from lrface.data.shards import lr_column
-from lrface.data.tensors import png_to_tensor
+from lrface.data.tensors import faces_to_tensor, png_to_tensor
 from lrface.protocols import protocol_name
 from lrface.sizes import parse_size
 
@@ -64,7 +64,7 @@ class CameraProbes:
         hr, names = table.column("hr_png"), table.column("source_path")
         out = [surveillance_degrade(decode_png(hr[int(i)].as_py()), hw, self.cfg, names[int(i)].as_py(), self.kernel)
                for i in rows]
-        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div_(255.0)
+        return faces_to_tensor(out)
 
 
 def probes_for(protocol: str, camera: SurveillanceConfig, kernel: str = "bicubic") -> Probes:

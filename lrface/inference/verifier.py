@@ -13,6 +13,7 @@ import torch
 
 from lrface.data.detector import FaceDetector, TorchMTCNN
 from lrface.data.images import DecodeLimits
+from lrface.data.tensors import faces_to_tensor
 from lrface.inference.config import InferenceConfig
 from lrface.inference.faces import (
     DetectedFace,
@@ -113,7 +114,7 @@ class FaceVerifier:
 
     @torch.inference_mode()
     def _restore(self, faces: list[np.ndarray], route: str) -> torch.Tensor:
-        x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
+        x = faces_to_tensor(faces)
         if route == "srnet":
             assert self.srnet is not None
             x = self.srnet(x)

@@ -10,7 +10,7 @@ from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping
 
-DEGRADATIONS = ("bicubic", "surveillance")
+DEGRADATIONS = ("bicubic", "surveillance", "mixed")
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,10 @@ class TrainConfig:
     factor_weights: tuple[float, ...] | None = None  # relative odds of each factor per batch; None: equal
     flip: bool = True
     # bicubic: the shards' clean LR faces at train.factors; surveillance: the camera chain
-    # (degrade.surveillance) drawn per sample and step from the HR face, at a scale from its range
+    # (degrade.surveillance) drawn per sample and step from the HR face, at a scale from its range;
+    # mixed: each step one or the other, the camera chain with odds camera_share
     degradation: str = "bicubic"
+    camera_share: float = 0.5  # mixed only: the share of steps whose batch goes through the camera chain
     seed: int = 0
     checkpoint_every: int = 100
     validate_every: int = 250
@@ -72,6 +74,9 @@ class TrainConfig:
                              f"train.factors entry {list(cfg.factors)}, got {list(weights)}")
         if cfg.degradation not in DEGRADATIONS:
             raise ValueError(f"train.degradation must be one of {DEGRADATIONS}, got {cfg.degradation!r}")
+        share = cfg.camera_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise ValueError(f"train.camera_share must be a number within [0, 1], got {share!r}")
         if cfg.batch_size % cfg.num_workers:
             raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
@@ -119,3 +124,9 @@ def train_config(params: Mapping[str, Any], alpha: float | None = None, name: st
     if name is not None:
         cfg = replace(cfg, name=name)
     return cfg
+
+
+def camera_share(cfg: TrainConfig) -> float:
+    """The share of steps trained on the camera chain: 0 (bicubic), 1 (surveillance) or
+    ``train.camera_share`` (mixed)."""
+    return {"bicubic": 0.0, "surveillance": 1.0}.get(cfg.degradation, float(cfg.camera_share))

@@ -50,7 +50,7 @@ class TrainOutput:
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, logging, checkpointing and worker counts can change and the run resumes.)
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
-                 "flip", "degradation", "seed", "dataset")
+                 "flip", "degradation", "seed", "dataset")  # + camera_share for mixed (job_name)
 
 
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
@@ -64,6 +64,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
     if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
         degrade = DegradeConfig.from_dict(params.get("degrade"))
         ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
+        if cfg.degradation == "mixed":
+            ident["camera"]["share"] = cfg.camera_share
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -186,7 +188,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                                    progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png"]
-    if cfg.degradation == "bicubic":  # the camera chain makes its LR faces from hr_png
+    if cfg.degradation != "surveillance":  # the camera chain makes its LR faces from hr_png
         columns += [lr_column(FACTOR_SIZES[f]) for f in cfg.factors]
     # On a cluster, workers read the bucket or, for a local work dir, rows this driver shipped.
     train_ds = shards.ray_dataset(columns=columns, verify=False, split="train", num_cpus=0,

@@ -39,7 +39,7 @@ from lrface.checkpoints import load_frnet, load_srnet
 from lrface.data.degrade import DegradeConfig
 from lrface.losses import JointLoss, LossConfig
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.train.config import TrainConfig
+from lrface.train.config import TrainConfig, camera_share
 from lrface.train.step import make_batch, train_step
 from lrface.train.validation import Validator
 
@@ -211,7 +211,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     log = MlflowLogger(config.get("mlflow_tracking_uri"), config.get("mlflow_run_id") if rank == 0 else None)
     log.tag("lrface.train_nodes", ",".join(sorted(set(nodes))))
     degrade = DegradeConfig.from_dict(config.get("degrade"))
-    camera = degrade.surveillance if tcfg.degradation == "surveillance" else None
+    share = camera_share(tcfg)
+    camera = degrade.surveillance if share > 0 else None
     hr_lookup = ray.get(config["hr_features"]) if config.get("hr_features") is not None and tcfg.alpha > 0 else None
     validator = None
     if rank == 0:
@@ -227,7 +228,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while step < tcfg.steps:
         t0 = time.perf_counter()
         batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device,
-                           tcfg.factor_weights, camera, degrade.kernel)
+                           tcfg.factor_weights, camera, degrade.kernel, share)
         t_data = time.perf_counter() - t0
         finite.step = step + 1
         parts = train_step(ddp, loss_fn, opt, sched, batch, finite)

@@ -16,7 +16,7 @@ import torch
 
 from lrface.data.degrade import SurveillanceConfig, camera_chain, draw_scale, scale_size
 from lrface.data.shards import lr_column
-from lrface.data.tensors import png_to_tensor
+from lrface.data.tensors import faces_to_tensor, png_to_tensor
 from lrface.losses import JointLoss, LossParts
 from lrface.sizes import FACTOR_SIZES
 
@@ -55,10 +55,11 @@ def draw_factor(factors: Sequence[int], weights: Sequence[float] | None, rng: to
 def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
                hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu",
                factor_weights: Sequence[float] | None = None, camera: SurveillanceConfig | None = None,
-               kernel: str = "bicubic") -> Batch:
-    """Decode shard ``rows`` (``hr_png``, ``sample_id`` and, without ``camera``, ``lr_<size>_png``)
-    into a training batch with random horizontal flips and f(HR) looked up if given. The LR faces
-    are the shards' at one factor drawn for the step (odds ``factor_weights``) or, with ``camera``,
+               kernel: str = "bicubic", camera_share: float = 1.0) -> Batch:
+    """Decode shard ``rows`` (``hr_png``, ``sample_id`` and, unless every step uses ``camera``,
+    ``lr_<size>_png``) into a training batch with random horizontal flips and f(HR) looked up if
+    given. The LR faces are the shards' at one factor drawn for the step (odds ``factor_weights``)
+    or, with ``camera`` (on a ``camera_share`` of the steps, drawn per step alike on every rank),
     the camera chain applied to each flipped HR face with its own draw (downsampling with
     ``kernel``, ``degrade.kernel``), at one scale per step."""
     scale_rng, flip_rng = step_rngs(seed, step, rank)
@@ -67,6 +68,9 @@ def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors
     if flip:
         flipped = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
         hr[flipped] = hr[flipped].flip(-1)
+    mixed = camera is not None and camera_share < 1.0  # mixed: this step clean or through the camera
+    if mixed and not np.random.default_rng([seed, step, CAMERA_STREAM, 1]).random() < camera_share:
+        camera = None
     if camera is None:
         factor: float = draw_factor(factors, factor_weights, scale_rng)
         lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[int(factor)])]])
@@ -85,7 +89,7 @@ def camera_faces(hr: torch.Tensor, hw: tuple[int, int], camera: SurveillanceConf
     faces = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
     out = [camera_chain(face, hw, camera, np.random.default_rng([seed, step, rank, i, CAMERA_STREAM]), kernel)
            for i, face in enumerate(faces)]
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float().div_(255.0)
+    return faces_to_tensor(out)
 
 
 def train_step(model: torch.nn.Module, loss_fn: JointLoss, opt: torch.optim.Optimizer,
