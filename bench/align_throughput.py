@@ -52,6 +52,8 @@ def main() -> None:
                                       "data.datasets.lfw.limit": args.images,
                                       "data.datasets.lfw.landmarks_file": "lfw/reference_landmarks.txt"})
         run_align(p, "lfw", progress=False)
+    if not args.reads_only:
+        startup(args.params, args.detectors)
     runs = [] if args.reads_only else [(w, d) for w in args.workers for d in args.detectors]
     for workers, detector in runs:
         p = load_params(args.params, {"paths.work_dir": str(tmp / f"{detector}{workers}"),
@@ -101,6 +103,37 @@ def main() -> None:
     print(f"{'Parquet shards (verified)':<28}{t_shard:>9.2f}{n_shard / t_shard:>10.0f}")
     print(f"{'PNG files in folders':<28}{t_png:>9.2f}{n_png / t_png:>10.0f}")
     s3_reads(shards, cols, tmp)
+
+
+STARTUP = """
+import resource, sys, time
+t0 = time.perf_counter()
+from lrface.config import load_params
+from lrface.data.align import AlignConfig, Aligner
+from lrface.data.datasets import data_path
+p = load_params(sys.argv[1], {"align.detector": sys.argv[2]})
+path = data_path(p, "lfw/lfw-deepfunneled/Aaron_Eckhart/Aaron_Eckhart_0001.jpg")
+r = Aligner(AlignConfig.from_dict(p.section("align"))).align(path)
+assert r.ok, r
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras"})
+print(time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, ",".join(heavy) or "-")
+"""
+
+
+def startup(params: str, detectors: list[str], repeats: int = 3) -> None:
+    """What an alignment actor pays before its first face, in a fresh process: imports, building
+    the detector, aligning one LFW image (median of ``repeats``), and its peak RSS."""
+    import statistics
+
+    print("\nalignment actor start-up: fresh process -> first aligned face (median of "
+          f"{repeats}), peak RSS")
+    print(f"{'detector':<12}{'seconds':>9}{'peak MiB':>10}  frameworks imported")
+    for d in detectors:
+        outs = [subprocess.run([sys.executable, "-c", STARTUP, params, d], capture_output=True, text=True,
+                               check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}).stdout.split()
+                for _ in range(repeats)]
+        print(f"{d:<12}{statistics.median(float(o[0]) for o in outs):>9.2f}"
+              f"{statistics.median(float(o[1]) for o in outs):>10.0f}  {outs[-1][2]}")
 
 
 def _ray_read(shards, cols: list[str]) -> tuple[int, float]:

@@ -69,7 +69,7 @@ def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
     return stage_key(f"align-{ds}", p, ["align", "data.rows_per_shard", f"data.datasets.{ds}"],
-                     _dataset_inputs(p, ds), code=("data",))
+                     _dataset_inputs(p, ds), code=("data", "models"))
 
 
 def _shards_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:

@@ -301,6 +301,7 @@ def _compare(name: str, ref: list, got: list, stats: dict) -> None:
 
 @pytest.mark.slow
 def test_same_faces_as_the_mtcnn_package_on_real_images(detector):
+    pytest.importorskip("tensorflow", reason="the reference detector needs the tf-reference extra")
     from lrface.data.detector_tf import MTCNNDetector
 
     lfw_files = sorted((LFW_DIR / "lfw-deepfunneled").glob("*/*.jpg"))

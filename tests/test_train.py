@@ -250,6 +250,10 @@ def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):
     surv = run_training(load_params(tiny, {**over, "train.degradation": "surveillance"}), alpha=0.0, name="cam",
                         track=False)
     assert surv.metrics["step"] == 6 and 0.0 < surv.metrics["train/data_share"] < 1.0
+    # mixed: clean steps read the shards' LR columns, camera steps make theirs; both kinds run
+    mixed = run_training(load_params(tiny, {**over, "train.degradation": "mixed", "train.camera_share": 0.5}),
+                         alpha=0.0, name="mix", track=False)
+    assert mixed.metrics["step"] == 6
 
     def name(extra):
         p = load_params(tiny, {**over, **extra})
@@ -258,3 +262,9 @@ def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):
     clean, camera = name({}), name({"train.degradation": "surveillance"})
     assert len({clean, camera, name({"train.degradation": "surveillance", "degrade.surveillance.jpeg_prob": 0.0})}) == 3
     assert name({"degrade.surveillance.jpeg_prob": 0.0}) == clean  # a clean training never reads the chain
+    mix = name({"train.degradation": "mixed", "train.camera_share": 0.25})
+    assert mix not in (clean, camera) and mix != name({"train.degradation": "mixed", "train.camera_share": 0.5})
+    assert mix == name({"train.degradation": "mixed", "train.camera_share": 0.250})
+    assert name({"train.camera_share": 0.25}) == clean  # only mixed reads the share
+    assert name({"train.degradation": "mixed", "train.camera_share": 1}) == name(
+        {"train.degradation": "mixed", "train.camera_share": 1.0})

@@ -44,11 +44,13 @@ ALIGNED_SCHEMA = pa.schema(
 
 
 class _AlignWorker:
-    """A Ray Data actor: one Aligner (one MTCNN, one TensorFlow thread) per actor."""
+    """A Ray Data actor: one Aligner (one MTCNN, one thread) per actor."""
 
     def __init__(self, config: AlignConfig, reference: dict[str, np.ndarray],
                  fallback: dict[str, np.ndarray]) -> None:
         self.aligner = Aligner(config, reference, fallback=fallback)
+        self.aligner.detector  # noqa: B018 -- built now: a detector that cannot be built fails the stage,
+        # instead of every image being rejected as "detector error"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         items = list(zip(batch["path"], batch["rel"], strict=True))

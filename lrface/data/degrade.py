@@ -6,8 +6,8 @@ to 28x24, 14x12, 7x6 and 16x16.
 
 The camera chain (``degrade.surveillance``) models what CCTV produces instead: a colour cast,
 Gaussian or motion blur, downsampling, sensor noise and JPEG compression, each drawn from a
-seeded RNG. Training draws a new one per sample and step (``train.degradation: surveillance``, at
-a scale drawn from ``scale``); the LFW surveillance protocol draws a fixed one per image and
+seeded RNG. Training draws a new one per sample and step (``train.degradation: surveillance``, or
+``mixed`` on some steps, at a scale drawn from ``scale``); the LFW surveillance protocol draws a fixed one per image and
 size from ``seed``. (Baking one fixed draw per face into the shards, ``enabled``, was removed:
 it reused one corruption for the whole training.)
 """

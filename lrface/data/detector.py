@@ -1,7 +1,7 @@
 """MTCNN face detection in torch: the ``mtcnn`` package's cascade (1.0.0), without TensorFlow.
 
 :class:`TorchMTCNN` has :class:`lrface.data.detector_tf.MTCNNDetector`'s interface (``detect``,
-``detect_batch`` -> :class:`~lrface.data.align.Face` lists with float landmarks) and reproduces the
+``detect_batch`` -> :class:`Face` lists with float landmarks) and reproduces the
 package's cascade step by step, so the two find the same faces:
 
 * images normalised as ``(x - 127.5) / 128``, NHWC semantics (no width/height transpose);

@@ -65,7 +65,7 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
         degrade = DegradeConfig.from_dict(params.get("degrade"))
         ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
         if cfg.degradation == "mixed":
-            ident["camera"]["share"] = cfg.camera_share
+            ident["camera"]["share"] = float(cfg.camera_share)
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
