@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check (at most 8 minutes; never in CI): alpha=0.5 SRNet training on one GPU with lrface's own
 # code path (Ray Train, use_gpu: true, NCCL, FRNet under bf16 autocast), printing samples/s and the
-# validator's numbers (identity cosine, PSNR per scale, beside bicubic).
+# validator's numbers (identity cosine, PSNR per scale, beside bicubic); then the torch MTCNN on CUDA
+# against the CPU (tests/test_detector.py::test_cuda_matches_cpu).
 #
 #   bash bench/gpu_check.sh            # LRFACE_SHARED (default ../shared) holds data/ and weights/
 #
@@ -35,4 +36,6 @@ timeout 420 "$PY" -m lrface.cli "${COMMON[@]}" \
   -S train.val_max_faces=512 -S train.register=false -S frnet.precision=auto \
   -S "train.sweep={\"0\": srnet-init, \"0.5\": srnet-init}" \
   train --alpha 0.5 --name gpu-check | tee "$WORK/train.json"
+# the torch MTCNN on CUDA gives the CPU's faces (lrface.data.detector; skipped on CPU-only machines)
+timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_detector.py -k cuda_matches_cpu -rA | tail -3
 echo "total $(( $(date +%s) - t0 )) s; work dir $WORK"
