@@ -6,6 +6,10 @@ import hashlib
 from pathlib import Path
 
 LRFACE_ROOT = Path(__file__).resolve().parent
+DETECTION_MODELS = ("models/mtcnn.py",)  # run by alignment and inference's face detection only
+# lrface/models less the detector's nets: what training and evaluation run (dvc.yaml lists the same)
+RECOGNITION_MODELS = tuple(sorted(f"models/{p.name}" for p in (LRFACE_ROOT / "models").glob("*.py")
+                                  if f"models/{p.name}" not in DETECTION_MODELS))
 
 
 def code_digest(*parts: str) -> str:

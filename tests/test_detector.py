@@ -136,6 +136,25 @@ def test_same_pool_pads_like_tensorflow():
                 assert torch.equal(pool(x), ref), (kernel, stride, h, w)
 
 
+def test_fast_layers_compute_torchs_values():
+    """The channels-last pooling and PReLU give bitwise what torch's own layers give."""
+    from lrface.models.mtcnn import MaxPool, PReLU
+
+    for shape in ((2, 10, 31, 30), (3, 28, 22, 22), (1, 48, 9, 9), (4, 64, 3, 3)):
+        x = torch.randn(*shape)
+        for t in (x, x.contiguous(memory_format=torch.channels_last)):
+            assert torch.equal(MaxPool(3, 2)(t), torch.nn.functional.max_pool2d(t, 3, 2))
+            prelu = PReLU(shape[1])
+            with torch.no_grad():
+                prelu.weight.uniform_(-0.5, 0.5)
+            got = prelu(t)
+            assert torch.equal(got, torch.nn.functional.prelu(t, prelu.weight))
+            assert got.is_contiguous(memory_format=torch.channels_last) == t.is_contiguous(
+                memory_format=torch.channels_last) or t.is_contiguous()
+    x = torch.randn(2, 3, 37, 41)  # the area resize reads any layout the same
+    assert torch.equal(area_resize(x, 13, 17), area_resize(x.contiguous(memory_format=torch.channels_last), 13, 17))
+
+
 def test_pyramid_matches_the_package_rule():
     assert len(pyramid_scales(250, 250, 20)) == 8  # round(log(250/12)/log(1/0.709) - 1)
     assert pyramid_scales(250, 250, 20)[0] == pytest.approx(0.6)

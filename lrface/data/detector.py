@@ -129,30 +129,33 @@ def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resize_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
-    """ResizeArea along dim -2 (whole rows are gathered: fast in any layout), without the 1/scale."""
-    idx, w = _area_taps(x.shape[-2], n_out)
+    """ResizeArea along dim 1 of ``(N, L, R)`` (rows of R contiguous values: whole rows are
+    gathered), without the 1/scale."""
+    idx, w = _area_taps(x.shape[1], n_out)
     idx_t = torch.from_numpy(idx).to(x.device)
     w_t = torch.from_numpy(w).to(x.device)
-    acc = x.index_select(-2, idx_t[:, 0]).mul_(w_t[:, 0, None])
+    acc = x.index_select(1, idx_t[:, 0]).mul_(w_t[:, 0, None])
     for k in range(1, idx.shape[1]):
-        acc.add_(x.index_select(-2, idx_t[:, k]).mul_(w_t[:, k, None]))
+        acc.add_(x.index_select(1, idx_t[:, k]).mul_(w_t[:, k, None]))
     return acc
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x``; the
-    result is channels-last in memory (what the convolutions run fastest on)."""
-    n_h, n_w = x.shape[-2:]
+    result is channels-last in memory (what the convolutions run fastest on). Rows, then columns,
+    are resized on pixel-interleaved (NHWC) memory, so every gather copies long contiguous runs."""
+    n, c, n_h, n_w = x.shape
     norm = np.float32(1.0) / (np.float32(n_h) / np.float32(height) * (np.float32(n_w) / np.float32(width)))
-    y = _resize_rows(x, height)
-    y = _resize_rows(y.transpose(-1, -2).contiguous(), width).transpose(-1, -2)
-    return y.mul_(float(norm)).contiguous(memory_format=torch.channels_last)
+    y = _resize_rows(x.permute(0, 2, 3, 1).reshape(n, n_h, n_w * c), height)  # (N, height, W*C)
+    y = y.view(n, height, n_w, c).transpose(1, 2).reshape(n, n_w, height * c)  # (N, W, height*C)
+    z = _resize_rows(y, width).view(n, width, height, c).mul_(float(norm))
+    return z.permute(0, 3, 2, 1).contiguous(memory_format=torch.channels_last)
 
 
 def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
     """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of NCHW ``images`` at ``boxes``
     (rows ``image, x1, y1, x2, y2`` in pixels, normalised by the image side as the package does)
-    -> ``(len(boxes), C, size, size)``."""
+    -> ``(len(boxes), C, size, size)``. Pixels are gathered by flat index (row by row)."""
     _, _, h, w = images.shape
     dev = images.device
     ids = torch.from_numpy(boxes[:, 0].astype(np.int64)).to(dev)
@@ -172,13 +175,18 @@ def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch
 
     top, bottom, fy, in_y = axis(y1, y2, h)
     left, right, fx, in_x = axis(x1, x2, w)
-    img = images.permute(0, 2, 3, 1)  # NHWC for the gathers below
-    b = ids[:, None, None]
+    c = images.shape[1]
+    pixels = images.permute(0, 2, 3, 1).reshape(-1, c)  # one row per pixel (NHWC): gathered below
+    base = ids * (h * w)
 
     def lerp_row(rows: torch.Tensor) -> torch.Tensor:
-        r = rows[:, :, None]
-        a, c = img[b, r, left[:, None, :]], img[b, r, right[:, None, :]]  # (N, size, size, C)
-        return a + (c - a) * fx[:, None, :, None]
+        start = (base[:, None] + rows * w)[:, :, None]  # (N, size, 1): first pixel of each sampled row
+
+        def take(cols: torch.Tensor) -> torch.Tensor:
+            return pixels.index_select(0, (start + cols[:, None, :]).reshape(-1)).view(len(ids), size, size, c)
+
+        a, b = take(left), take(right)  # (N, size, size, C)
+        return a + (b - a) * fx[:, None, :, None]
 
     upper, lower = lerp_row(top), lerp_row(bottom)
     out = upper + (lower - upper) * fy[:, :, None, None]
