@@ -13,7 +13,7 @@ from prefect import task
 from prefect.context import TaskRunContext
 
 from flows.caching import file_digest, output_digest, stage_key, tree_listing_digest
-from lrface.code_digest import RECOGNITION_MODELS
+from lrface.code_digest import RECOGNITION_MODELS, TRAIN_DATA_CODE
 from lrface.config import Params, load_params
 from lrface.locations import train_summary_rel
 
@@ -66,10 +66,6 @@ def train_output(p: Params, alpha: float) -> str:
     return train_summary_rel(train_config(p, alpha).run_name)
 
 
-# the lrface.data modules a training runs (shards, batches, the camera chain): dvc.yaml's train deps
-TRAIN_DATA_CODE = ("data/shards.py", "data/tensors.py", "data/degrade.py", "data/datasets.py")
-
-
 def _align_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     p = params_of(args["params_path"], args.get("overrides"))
     ds = args["dataset"]
@@ -94,7 +90,8 @@ def _train_key(ctx: TaskRunContext, args: dict[str, Any]) -> str:
     camera = ["degrade.kernel", "degrade.surveillance"] if cfg.degradation != "bicubic" else []
     return stage_key(f"train-{cfg.run_name}", p, ["model", "loss", "train", "frnet", "paths.work_dir", *camera],
                      [args["alpha"], output_digest(p, shards_output(cfg.dataset)),
-                      file_digest(p.path("frnet_checkpoint")), *start], code=("train", *RECOGNITION_MODELS, "losses.py", *TRAIN_DATA_CODE))
+                      file_digest(p.path("frnet_checkpoint")), *start],
+                     code=("train", *RECOGNITION_MODELS, *TRAIN_DATA_CODE))  # not the detector: it never runs
 
 
 def fresh_if_missing(task_fn, p: Params, output: str):

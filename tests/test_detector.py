@@ -124,7 +124,7 @@ def test_same_pool_pads_like_tensorflow():
     out = SamePool(3, 2)(x)  # total pad 2: one -inf row/col before and after
     assert out.shape == (1, 1, 3, 3)
     assert out[0, 0].tolist() == [[6, 8, 9], [16, 18, 19], [21, 23, 24]]
-    # torch's padding + ceil_mode equals explicit TensorFlow "same" padding, any size and parity
+    # equal to explicit TensorFlow "same" padding, any size and parity, either memory layout
     for kernel, stride in ((2, 2), (3, 2), (2, 1), (3, 3)):
         pool = SamePool(kernel, stride)
         for h in range(1, 14):
@@ -134,6 +134,7 @@ def test_same_pool_pads_like_tensorflow():
                 ref = torch.nn.functional.max_pool2d(
                     torch.nn.functional.pad(x, (left, r, t, b), value=float("-inf")), kernel, stride)
                 assert torch.equal(pool(x), ref), (kernel, stride, h, w)
+                assert torch.equal(pool(x.contiguous(memory_format=torch.channels_last)), ref), (kernel, stride, h, w)
 
 
 def test_fast_layers_compute_torchs_values():
@@ -151,6 +152,12 @@ def test_fast_layers_compute_torchs_values():
             assert torch.equal(got, torch.nn.functional.prelu(t, prelu.weight))
             assert got.is_contiguous(memory_format=torch.channels_last) == t.is_contiguous(
                 memory_format=torch.channels_last) or t.is_contiguous()
+    x = torch.randn(2, 4, 5, 6).contiguous(memory_format=torch.channels_last)
+    shared = torch.nn.PReLU()  # one slope for all channels: torch's own path
+    assert torch.equal(PReLU()(x), shared(x))
+    x.requires_grad_(True)  # with autograd, pooling still works and differentiates
+    MaxPool(3, 2)(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
     x = torch.randn(2, 3, 37, 41)  # the area resize reads any layout the same
     assert torch.equal(area_resize(x, 13, 17), area_resize(x.contiguous(memory_format=torch.channels_last), 13, 17))
 

@@ -155,7 +155,8 @@ def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
     """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of NCHW ``images`` at ``boxes``
     (rows ``image, x1, y1, x2, y2`` in pixels, normalised by the image side as the package does)
-    -> ``(len(boxes), C, size, size)``. Pixels are gathered by flat index (row by row)."""
+    -> ``(len(boxes), C, size, size)``. Pixels are gathered by flat index from the NHWC view of
+    ``images`` (free for the channels-last batches the detector passes; other layouts are copied)."""
     _, _, h, w = images.shape
     dev = images.device
     ids = torch.from_numpy(boxes[:, 0].astype(np.int64)).to(dev)

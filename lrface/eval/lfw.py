@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lrface.code_digest import code_digest
+from lrface.code_digest import RECOGNITION_MODELS, code_digest
 from lrface.data.shards import ShardSet, lr_column, manifest_digest
 from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
 from lrface.data.tensors import png_to_tensor
@@ -176,7 +176,8 @@ class LfwEvaluator:
             return compute()
         # the shards, FRNet (weights and precision), the method's weights, the code that embeds and
         # the code that made the probes (``code_parts``)
-        code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", "models", "data/tensors.py", *code_parts)
+        code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", *RECOGNITION_MODELS, "data/tensors.py",
+                           *code_parts)
         digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():

@@ -47,23 +47,36 @@ def _max_along(x: torch.Tensor, dim: int, kernel: int, stride: int, before: int,
 
 def max_pool(x: torch.Tensor, kernel: int, stride: int, pads: tuple[int, int, int, int] = (0, 0, 0, 0)) -> torch.Tensor:
     """Max pooling of an NCHW map with ``pads`` (top, bottom, left, right) of -inf, windows that
-    fit the padded map only (floor mode): ``F.max_pool2d``'s values, computed as a max over strided
-    views, columns then rows, which is several times faster on channels-last CPU maps."""
+    fit the padded map only (floor mode): ``F.max_pool2d``'s values (up to the sign of a zero),
+    computed as a max over strided views, columns then rows, which is several times faster on
+    channels-last CPU maps. With autograd on, torch's own pooling runs instead."""
     top, bottom, left, right = pads
     h, w = x.shape[-2] + top + bottom, x.shape[-1] + left + right
     if h < kernel or w < kernel:
         raise ValueError(f"max_pool: {kernel}x{kernel} window on a {h}x{w} padded map")
+    if torch.is_grad_enabled() and x.requires_grad:  # out= below does not differentiate
+        return F.max_pool2d(F.pad(x, (left, right, top, bottom), value=float("-inf")), kernel, stride)
     y = _max_along(x, -1, kernel, stride, left, (w - kernel) // stride + 1)
     return _max_along(y, -2, kernel, stride, top, (h - kernel) // stride + 1)
 
 
-class SamePool(nn.Module):
-    """Max pooling with TensorFlow's ``padding="same"``: output ``ceil(n / stride)`` per side, padded
-    ``total // 2`` before and the rest after, with -inf."""
+class MaxPool(nn.Module):
+    """:func:`max_pool` as a layer, no padding (``nn.MaxPool2d(kernel, stride)``'s values)."""
 
     def __init__(self, kernel: int, stride: int) -> None:
         super().__init__()
         self.kernel, self.stride = kernel, stride
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return max_pool(x, self.kernel, self.stride)
+
+
+class SamePool(MaxPool):
+    """Max pooling with TensorFlow's ``padding="same"``: output ``ceil(n / stride)`` per side, padded
+    ``total // 2`` before and the rest after, with -inf."""
 
     def _pads(self, n: int) -> tuple[int, int]:
         total = max((math.ceil(n / self.stride) - 1) * self.stride + self.kernel - n, 0)
@@ -73,24 +86,14 @@ class SamePool(nn.Module):
         return max_pool(x, self.kernel, self.stride, (*self._pads(x.shape[-2]), *self._pads(x.shape[-1])))
 
 
-class MaxPool(nn.Module):
-    """:func:`max_pool` as a layer (``nn.MaxPool2d(kernel, stride)``'s values)."""
-
-    def __init__(self, kernel: int, stride: int) -> None:
-        super().__init__()
-        self.kernel, self.stride = kernel, stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return max_pool(x, self.kernel, self.stride)
-
-
 class PReLU(nn.PReLU):
     """``nn.PReLU`` (same parameter, same values) that stays fast on channels-last maps: there it
     runs on the ``(N*H, W*C)`` view with the slopes tiled along W, where torch's own PReLU is
     about 3x slower than on NCHW."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        if (x.ndim != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last)
+                or self.weight.numel() != x.shape[1]):
             return super().forward(x)
         n, c, h, w = x.shape
         rows = x.permute(0, 2, 3, 1).reshape(n * h, w * c)
