@@ -35,7 +35,7 @@ def tree_listing_digest(root: Path) -> str:
 
 
 def file_digest(path: Path) -> str:
-    from lrface.checkpoints import sha256_file
+    from lrface.hashing import sha256_file
 
     return sha256_file(path) if path.is_file() else "missing"
 

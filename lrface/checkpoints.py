@@ -9,7 +9,6 @@ names the file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from pathlib import Path
@@ -28,14 +27,6 @@ MOBILEFACENET_CASIA_SHA256 = "e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e
 
 class CheckpointError(ValueError):
     """A weight file is missing, unreadable or of the wrong architecture."""
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _torch_load(path: str | Path, data: bytes | None = None) -> Any:

@@ -24,3 +24,8 @@ def from_mapping(cls: type[T], d: dict[str, Any] | None, section: str, tuples: t
                 raise ValueError(f"{section}.{k} must be a list, got {d[k]!r}")
             d[k] = tuple(d[k])
     return cls(**d)
+
+
+def is_number(v: Any) -> bool:
+    """An int or float param value (a YAML ``true`` is a bool, not a number)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -67,3 +67,62 @@ def test_training_and_evaluation_code_never_reaches_for_the_detector():
             "assert 'lrface.train.loop' in sys.modules and 'lrface.eval.lfw' in sys.modules\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+# Where each stage's work starts (the flows and the CLI only dispatch to these).
+STAGE_CODE = {"align": ["lrface.data.align_stage"], "shards": ["lrface.data.shard_stage"],
+              "init": ["lrface.train.warm_start"], "train": ["lrface.train.job"], "evaluate": ["lrface.eval.run"]}
+# Edges that carry no stage arithmetic: params are checked at load (schema imports every section's
+# config class, which leaves the values as they are), and the geometry-only edge above.
+NOT_CODE_EDGES = {("config.py", "lrface.schema"), *GEOMETRY_ONLY}
+DISPLAY_ONLY = {"progress.py"}  # progress bars: they write nothing a stage outputs
+
+
+def _module_file(name: str):
+    """lrface/<...>.py or lrface/<...>/__init__.py of a dotted name, else None (an attribute)."""
+    rel = name.split(".")[1:]
+    if not rel:
+        return None
+    base = LRFACE_ROOT.joinpath(*rel)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _closure(entries: list[str]) -> set[str]:
+    """Every lrface module file reachable from ``entries`` by imports (function-level ones too)."""
+    todo = [_module_file(e) for e in entries]
+    seen: set[str] = set()
+    while todo:
+        path = todo.pop()
+        rel = path.relative_to(LRFACE_ROOT).as_posix()
+        if rel in seen:
+            continue
+        seen.add(rel)
+        for name in _imported(path):
+            target = _module_file(name) if name.startswith("lrface.") else None
+            if target is not None and (rel, name) not in NOT_CODE_EDGES:
+                todo.append(target)
+    return seen
+
+
+def _covered(rel: str, deps: set[str]) -> bool:
+    path = f"lrface/{rel}"
+    return path in deps or any(path.startswith(f"{d.rstrip('/')}/") for d in deps)
+
+
+def test_every_stage_depends_on_the_code_it_imports():
+    """A change to any lrface module a stage's code can run makes DVC re-run that stage (package
+    ``__init__`` files hold docstrings and the telemetry switches only)."""
+    for stage, entries in STAGE_CODE.items():
+        deps = _deps(stage)
+        missing = sorted(r for r in _closure(entries)
+                         if not r.endswith("__init__.py") and r not in DISPLAY_ONLY and not _covered(r, deps))
+        assert not missing, f"dvc.yaml stage {stage} imports but does not depend on {missing}"
+
+
+def test_the_import_closure_sees_function_level_imports():
+    closure = _closure(["lrface.train.job"])
+    assert {"train/loop.py", "data/shards.py", "hashing.py", "models/srnet.py"} <= closure
+    assert "data/detector.py" not in closure and "schema.py" not in closure

@@ -13,6 +13,7 @@ from lrface.data.tensors import iter_face_batches
 from lrface.losses import JointLoss
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import TrainConfig
+from lrface.train.schedule import lr_scheduler
 from lrface.train.step import draw_factor, make_batch, step_rngs, train_step
 from lrface.train.validation import Validator, load_val_set
 
@@ -174,3 +175,24 @@ def test_a_non_finite_loss_leaves_the_weights_alone(tiny, frnet):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert train_step(model, JointLoss(None, 0.0), opt, None, batch) is not None
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _lrs(cfg: TrainConfig) -> list[float]:
+    opt = torch.optim.Adam(SRNet(SRNetConfig(n_feats=4, n_blocks=1)).parameters(), lr=cfg.lr)
+    sched = lr_scheduler(opt, cfg)
+    out = []
+    for _ in range(cfg.steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return out
+
+
+def test_lr_schedules_step_and_cosine():
+    step = _lrs(TrainConfig(steps=30, lr=1e-3, lr_step=10, lr_gamma=0.5))
+    assert step[0] == step[9] == 1e-3 and step[10] == pytest.approx(5e-4) and step[29] == pytest.approx(2.5e-4)
+    cos = _lrs(TrainConfig(steps=30, lr=1e-3, lr_schedule="cosine"))
+    assert cos[0] == pytest.approx(1e-3) and cos[15] == pytest.approx(5e-4)
+    assert all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] < 1e-5
+    with pytest.raises(ValueError, match="train.lr_schedule"):
+        TrainConfig.from_dict({"lr_schedule": "linear"})

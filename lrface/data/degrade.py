@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from lrface.sizes import FACE_HEIGHT, FACE_WIDTH, parse_size, size_name
-from lrface.typed import from_mapping
+from lrface.typed import from_mapping, is_number
 
 MAX_SCALE = 48.0  # a 112x96 face at 1/48 is 2 px wide
 
@@ -67,7 +67,7 @@ class SurveillanceConfig:
                   "jpeg_quality": (1, 100), "scale": (1.0, MAX_SCALE)}
         for key, (lo, hi) in bounds.items():
             pair = getattr(self, key)
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair):
+            if not all(is_number(v) for v in pair):
                 raise ValueError(f"degrade.surveillance.{key} must be two numbers [low, high], got {list(pair)}")
             if len(pair) != 2 or pair[0] > pair[1] or pair[0] < lo or (hi is not None and pair[1] > hi):
                 span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"

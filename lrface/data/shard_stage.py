@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from lrface import storage
-from lrface.checkpoints import sha256_file
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, dataset_dir
 from lrface.data.degrade import DegradeConfig, make_lr
 from lrface.data.images import decode_png, encode_png
 from lrface.data.shards import ShardWriter, lr_column, shard_schema, write_manifest
 from lrface.data.splits import assign_split
+from lrface.hashing import sha256_file
 
 
 def run_shards(params: Params, dataset: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lrface.checkpoints import sha256_file
+from lrface.hashing import sha256_file
 
 MANIFEST = "manifest.json"
 

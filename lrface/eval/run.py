@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lrface import storage
-from lrface.checkpoints import load_frnet, sha256_file
+from lrface.checkpoints import load_frnet
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.data.degrade import DegradeConfig
@@ -18,6 +18,7 @@ from lrface.eval.config import EvaluateConfig
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
 from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
 from lrface.eval.probes import Probes, probes_for
+from lrface.hashing import sha256_file
 from lrface.losses import LossConfig
 from lrface.models import model_size
 from lrface.models.precision import resolve_precision

@@ -8,9 +8,10 @@ from typing import Any
 
 from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
-from lrface.typed import from_mapping
+from lrface.typed import from_mapping, is_number
 
 DEGRADATIONS = ("bicubic", "surveillance", "mixed")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_step: int = 1000  # StepLR step size, in optimiser steps
     lr_gamma: float = 0.5
+    lr_schedule: str = "step"  # step: StepLR (lr_step, lr_gamma); cosine: from lr down to 0 at steps
     factors: tuple[int, ...] = (4, 8, 16)
     factor_weights: tuple[float, ...] | None = None  # relative odds of each factor per batch; None: equal
     flip: bool = True
@@ -68,14 +70,16 @@ class TrainConfig:
         if bad:
             raise ValueError(f"train.factors must be among {sorted(FACTOR_SIZES)}, got {bad}")
         weights = cfg.factor_weights
-        numbers = weights is None or all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+        numbers = weights is None or all(is_number(w) for w in weights)
         if not numbers or (weights is not None and (len(weights) != len(cfg.factors) or min(weights) <= 0)):
             raise ValueError(f"train.factor_weights must be {len(cfg.factors)} positive numbers, one per "
                              f"train.factors entry {list(cfg.factors)}, got {list(weights)}")
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {cfg.lr_schedule!r}")
         if cfg.degradation not in DEGRADATIONS:
             raise ValueError(f"train.degradation must be one of {DEGRADATIONS}, got {cfg.degradation!r}")
         share = cfg.camera_share
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        if not is_number(share) or not 0.0 <= share <= 1.0:
             raise ValueError(f"train.camera_share must be a number within [0, 1], got {share!r}")
         if cfg.batch_size % cfg.num_workers:
             raise ValueError(f"train.batch_size {cfg.batch_size} must divide by num_workers {cfg.num_workers}")

@@ -20,16 +20,17 @@ from typing import Any
 import torch
 
 from lrface import storage
-from lrface.checkpoints import CheckpointError, load_frnet, save_srnet, sha256_file
+from lrface.checkpoints import CheckpointError, load_frnet, save_srnet
 from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
 from lrface.data.degrade import DegradeConfig
 from lrface.data.shards import lr_column, manifest_digest
+from lrface.hashing import sha256_file
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.sizes import FACTOR_SIZES
-from lrface.train.config import TrainConfig, train_config
+from lrface.train.config import TrainConfig, camera_share, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.step import NonFiniteLossError
@@ -48,8 +49,9 @@ class TrainOutput:
 
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
-# (steps, logging, checkpointing and worker counts can change and the run resumes.)
-IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
+# (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
+# the run resumes.)
+IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "lr_schedule", "factors", "factor_weights",
                  "flip", "degradation", "seed", "dataset")  # + camera_share for mixed (job_name)
 
 
@@ -59,13 +61,15 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
     FRNet (weights and the arithmetic it trains in)>``."""
     ident = {"model": params.section("model"), "loss": params.section("loss"),
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
+    if cfg.lr_schedule == "cosine":  # its lr at every step depends on where it ends
+        ident["train"]["steps"] = cfg.steps
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
         ident["frnet"] = frnet
     if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
         degrade = DegradeConfig.from_dict(params.get("degrade"))
         ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
         if cfg.degradation == "mixed":
-            ident["camera"]["share"] = float(cfg.camera_share)
+            ident["camera"]["share"] = camera_share(cfg)
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()

@@ -40,6 +40,7 @@ from lrface.data.degrade import DegradeConfig
 from lrface.losses import JointLoss, LossConfig
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import TrainConfig, camera_share
+from lrface.train.schedule import lr_scheduler
 from lrface.train.step import make_batch, train_step
 from lrface.train.validation import Validator
 
@@ -184,7 +185,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = SRNet(model_cfg).to(device)
     frnet = load_frnet(config["frnet_name"], ray.get(config["frnet"]), config["frnet_precision"]).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=tcfg.lr_step, gamma=tcfg.lr_gamma)
+    sched = lr_scheduler(opt, tcfg)
     step = 0
     restored = ray.train.get_checkpoint()
     if restored:
