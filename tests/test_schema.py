@@ -44,6 +44,7 @@ def test_the_shipped_params_load():
     ({"align.policy": "random"}, r"align\.policy must be one of"),
     ({"align.detector": "opencv"}, r"align\.detector must be one of"),
     ({"train.camera_share": 2}, r"train\.camera_share must be a number within \[0, 1\]"),
+    ({"train.lr_schedule": "linear"}, r"train\.lr_schedule must be one of"),
     ({"degrade.surveillance.enabled": True}, r"degrade\.surveillance\.enabled .* was removed"),
     ({"data.datasets.lfw.folds": [0]}, r"data\.datasets\.lfw\.folds"),
     ({"train.sweep": {"1.0": "srnet-init"}}, r"train\.sweep key '1\.0'"),

@@ -1,5 +1,6 @@
-"""dvc.yaml's stages and the flows' cache keys depend on the code their stage runs, and not on the
-face detector where the stage never detects (a faster detector must not retrain SRNet)."""
+"""dvc.yaml's stages depend on the code their stage runs (the flows' training key on the same
+model and data files), and not on the face detector where the stage never detects (a faster
+detector must not retrain SRNet)."""
 
 import ast
 import subprocess
@@ -91,7 +92,8 @@ def _module_file(name: str):
 
 
 def _closure(entries: list[str]) -> set[str]:
-    """Every lrface module file reachable from ``entries`` by imports (function-level ones too)."""
+    """Every lrface module file reachable from ``entries`` by imports (function-level ones too), with
+    the ``__init__.py`` of each package on the way (importing a module runs them)."""
     todo = [_module_file(e) for e in entries]
     seen: set[str] = set()
     while todo:
@@ -100,11 +102,23 @@ def _closure(entries: list[str]) -> set[str]:
         if rel in seen:
             continue
         seen.add(rel)
+        parent = path.parent if path.name != "__init__.py" else path.parent.parent
+        if parent != LRFACE_ROOT.parent and (parent / "__init__.py").is_file():
+            todo.append(parent / "__init__.py")
         for name in _imported(path):
             target = _module_file(name) if name.startswith("lrface.") else None
             if target is not None and (rel, name) not in NOT_CODE_EDGES:
                 todo.append(target)
     return seen
+
+
+def _runs_nothing(rel: str) -> bool:
+    """lrface/__init__.py (telemetry switches), or a package ``__init__`` that is only a docstring."""
+    if rel == "__init__.py":
+        return True
+    body = ast.parse((LRFACE_ROOT / rel).read_text()).body
+    return rel.endswith("__init__.py") and all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+                                               for n in body)
 
 
 def _covered(rel: str, deps: set[str]) -> bool:
@@ -115,14 +129,27 @@ def _covered(rel: str, deps: set[str]) -> bool:
 def test_every_stage_depends_on_the_code_it_imports():
     """A change to any lrface module a stage's code can run makes DVC re-run that stage (package
     ``__init__`` files hold docstrings and the telemetry switches only)."""
+    assert set(STAGE_CODE) == set(STAGES), "a dvc.yaml stage without its entry module here"
     for stage, entries in STAGE_CODE.items():
         deps = _deps(stage)
         missing = sorted(r for r in _closure(entries)
-                         if not r.endswith("__init__.py") and r not in DISPLAY_ONLY and not _covered(r, deps))
+                         if not _runs_nothing(r) and r not in DISPLAY_ONLY and not _covered(r, deps))
         assert not missing, f"dvc.yaml stage {stage} imports but does not depend on {missing}"
 
 
-def test_the_import_closure_sees_function_level_imports():
+def test_the_import_closure_sees_function_level_imports_and_package_inits():
     closure = _closure(["lrface.train.job"])
     assert {"train/loop.py", "data/shards.py", "hashing.py", "models/srnet.py"} <= closure
+    assert {"ray_env.py", "tracking.py"} <= closure  # imported inside functions only
+    assert {"models/__init__.py", "models/summary.py"} <= closure  # via the package's __init__
     assert "data/detector.py" not in closure and "schema.py" not in closure
+    assert not _runs_nothing("models/__init__.py") and _runs_nothing("eval/__init__.py")
+
+
+def test_the_shard_stage_loads_neither_torch_nor_the_models():
+    """The data layer stays light: writing shards needs no weights code (and no torch)."""
+    code = ("import sys\nimport lrface.data.shard_stage\n"
+            "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('lrface.models', "
+            "'lrface.checkpoints')))\nassert not bad, bad\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -3,6 +3,8 @@ the joint loss beats bicubic on the validator's identity cosine at 14x12 (a sign
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -193,6 +195,23 @@ def test_lr_schedules_step_and_cosine():
     assert step[0] == step[9] == 1e-3 and step[10] == pytest.approx(5e-4) and step[29] == pytest.approx(2.5e-4)
     cos = _lrs(TrainConfig(steps=30, lr=1e-3, lr_schedule="cosine"))
     assert cos[0] == pytest.approx(1e-3) and cos[15] == pytest.approx(5e-4)
-    assert all(a > b for a, b in zip(cos, cos[1:])) and cos[-1] < 1e-5
+    assert all(a > b for a, b in itertools.pairwise(cos)) and cos[-1] < 1e-5
     with pytest.raises(ValueError, match="train.lr_schedule"):
         TrainConfig.from_dict({"lr_schedule": "linear"})
+
+
+def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
+    """A cosine schedule is another training, and its step count shapes every step's lr; a step
+    schedule resumes with more steps, and step-schedule job names are what they were before the
+    schedule became a param."""
+    from lrface.train.config import train_config
+    from lrface.train.job import job_name
+
+    def name(extra):
+        p = load_params(tiny, {"train.sweep": {}, **extra})
+        return job_name(p, train_config(p, alpha=0.5), "manifest")
+
+    step, cosine = name({}), name({"train.lr_schedule": "cosine"})
+    assert step == name({"train.lr_schedule": "step"}) and cosine != step
+    assert name({"train.lr_schedule": "cosine", "train.steps": 1234}) != cosine
+    assert name({"train.steps": 1234}) == step

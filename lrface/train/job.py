@@ -51,8 +51,9 @@ class TrainOutput:
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
 # the run resumes.)
-IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "lr_schedule", "factors", "factor_weights",
-                 "flip", "degradation", "seed", "dataset")  # + camera_share for mixed (job_name)
+IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
+                 "flip", "degradation", "seed", "dataset")  # + camera_share for mixed, lr_schedule
+# and steps under cosine (job_name)
 
 
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
@@ -61,8 +62,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
     FRNet (weights and the arithmetic it trains in)>``."""
     ident = {"model": params.section("model"), "loss": params.section("loss"),
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
-    if cfg.lr_schedule == "cosine":  # its lr at every step depends on where it ends
-        ident["train"]["steps"] = cfg.steps
+    if cfg.lr_schedule != "step":  # (absent for step: names of step-schedule runs stay as they were)
+        ident["train"] |= {"lr_schedule": cfg.lr_schedule, "steps": cfg.steps}  # cosine: steps set every lr
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
         ident["frnet"] = frnet
     if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
