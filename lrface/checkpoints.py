@@ -21,8 +21,6 @@ from lrface.models.mobilefacenet import FrozenFRNet, MobileFaceNet
 from lrface.models.srnet import SRNet, SRNetConfig
 
 SRNET_FORMAT = "lrface-srnet/1"
-# sha256 of the public CASIA-WebFace MobileFaceNet checkpoint (epoch 68), for provenance logging.
-MOBILEFACENET_CASIA_SHA256 = "e839247cdbdfc023fb7cadeaf53a4549d50c8fc24ad154c02e35920ea8910d99"
 
 
 class CheckpointError(ValueError):
