@@ -1,4 +1,4 @@
-"""Content digests of files: what shard manifests, checkpoints and cache keys record."""
+"""Content digests of files: shard manifests, the FRNet weights logged by trainings and evaluations."""
 
 from __future__ import annotations
 

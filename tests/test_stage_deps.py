@@ -147,7 +147,8 @@ def test_the_import_closure_sees_function_level_imports_and_package_inits():
 
 
 def test_the_shard_stage_loads_neither_torch_nor_the_models():
-    """The data layer stays light: writing shards needs no weights code (and no torch)."""
+    """The data layer stays light: importing the shard stage loads no weights code (and no torch).
+    (Running it loads params, whose check imports every section's config class, models' included.)"""
     code = ("import sys\nimport lrface.data.shard_stage\n"
             "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('lrface.models', "
             "'lrface.checkpoints')))\nassert not bad, bad\n")

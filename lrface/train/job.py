@@ -50,10 +50,10 @@ class TrainOutput:
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
-# the run resumes.)
+# the run resumes.) job_name adds camera_share for mixed, and lr_schedule and steps under cosine
+# (where lr_step and lr_gamma stay in the identity though unused: changing them starts a new run).
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
-                 "flip", "degradation", "seed", "dataset")  # + camera_share for mixed, lr_schedule
-# and steps under cosine (job_name)
+                 "flip", "degradation", "seed", "dataset")
 
 
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
