@@ -17,8 +17,8 @@ from lrface.checkpoints import load_frnet
 from lrface.config import load_params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
 from lrface.eval.lfw import LfwEvaluator, load_lfw
-from lrface.eval.methods import Bicubic
 from lrface.models.precision import cpu_has_native_bf16
+from lrface.restoration import Bicubic
 
 
 def main() -> None:

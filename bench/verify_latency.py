@@ -29,8 +29,8 @@ from lrface.config import load_params
 from lrface.data.datasets import open_shards
 from lrface.data.shards import lr_column
 from lrface.data.tensors import iter_face_batches
-from lrface.eval.methods import Bicubic, SRNetRestorer
 from lrface.models import SRNet, SRNetConfig
+from lrface.restoration import Bicubic, SRNetRestorer, flip_features
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
             r_ms = median_ms(lambda p=p, restore=restore: restore(p), args.repeats) / bs
 
             def pair(p=p, g=g, restore=restore):
-                a, b = frnet.embed_flip(restore(p)), frnet.embed_flip(g)
+                a, b = flip_features(frnet, p, restore), frnet.embed_flip(g)
                 return torch.nn.functional.cosine_similarity(a, b)
 
             rows.append((name, bs, median_ms(pair, args.repeats) / bs, r_ms, f_ms))
@@ -86,9 +86,9 @@ def main() -> None:
 
     ids = [str(i) for i in range(len(feats))]
     gal = Gallery(Path("."), ids, ids, feats, ["112x96"] * len(ids), {}, 0, 0)
-    q = frnet.embed_flip(methods["srnet"](lr[:64])).numpy()
+    q = flip_features(frnet, lr[:64], methods["srnet"]).numpy()
     search_ms = median_ms(lambda: gal.search(q, 5), args.repeats) / len(q)
-    full_ms = median_ms(lambda: gal.search(frnet.embed_flip(methods["srnet"](lr[:64])).numpy(), 5),
+    full_ms = median_ms(lambda: gal.search(flip_features(frnet, lr[:64], methods["srnet"]).numpy(), 5),
                         args.repeats) / len(q)
     print(f"\nidentify, top-5 against {len(feats)} gallery faces "
           f"({'real LFW features' if cache else 'random features'}), 64 probes at 28x24 with SRNet")

@@ -142,8 +142,8 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
     from lrface.data.shards import ShardSet
     from lrface.data.sources import PairsFileError
     from lrface.eval.lfw import LfwEvaluator, load_lfw
-    from lrface.eval.methods import SRNetRestorer
     from lrface.models import SRNet, SRNetConfig
+    from lrface.restoration import SRNetRestorer
 
     p = load_params(small_lfw)
     shards = ShardSet(p.path("work_dir") / "lfw" / "shards")
@@ -167,7 +167,7 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
     # The gallery side reuses the probe side's features of shared images, in pair order.
     from lrface.data.shards import lr_column
     from lrface.eval.lfw import embed_rows
-    from lrface.eval.methods import Bicubic
+    from lrface.restoration import Bicubic
 
     direct = embed_rows(ev.frnet, data.table, data.gallery_rows, lr_column("7x6"), Bicubic())
     assert np.allclose(ev.lr_features(Bicubic(), "7x6", "gallery", cache=False), direct, atol=1e-4)

@@ -120,7 +120,7 @@ def test_lfw_feature_cache_misses_when_the_embedding_code_changes(tmp_path, monk
     ev._cached("bicubic/14x12", compute)
     ev._cached("bicubic/14x12", compute)
     assert len(calls) == 1  # a hit
-    methods = pkg / "eval" / "methods.py"
+    methods = pkg / "restoration.py"
     methods.write_text(methods.read_text().replace("return to_face_size(lr)", "return to_face_size(lr, 'area')"))
     ev._cached("bicubic/14x12", compute)
     assert len(calls) == 2  # bicubic's code changed: a miss, though its name did not

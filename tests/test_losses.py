@@ -109,10 +109,10 @@ def test_every_isr_resize_mode_reaches_the_face_size_in_evaluation_and_inference
     params allow; ``area`` and ``nearest`` used to crash evaluation and inference."""
     import numpy as np
 
-    from lrface.eval.methods import SRNetRestorer
     from lrface.inference import FaceVerifier, InferenceConfig
     from lrface.losses import RESIZE_MODES, to_face_size
     from lrface.models import SRNet
+    from lrface.restoration import SRNetRestorer
 
     sr = torch.rand(2, 3, 56, 48) * 1.2 - 0.1
     lr = torch.rand(2, 3, 14, 12)
@@ -123,5 +123,5 @@ def test_every_isr_resize_mode_reaches_the_face_size_in_evaluation_and_inference
         verifier = FaceVerifier(frnet, SRNet(), InferenceConfig(isr_resize=mode), {})
         faces = [np.random.default_rng(0).integers(0, 255, (14, 12, 3), dtype=np.uint8)] * 2
         x = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div(255)
-        # one way from an SR output to 112x96: inference's is evaluation's
-        assert torch.equal(verifier._restore(faces, "srnet"), SRNetRestorer(verifier.srnet, isr_resize=mode)(x))
+        # one way from an SR output to 112x96: inference's restorer is evaluation's, with its isr_resize
+        assert torch.equal(verifier.restorers["srnet"](x), SRNetRestorer(verifier.srnet, isr_resize=mode)(x))

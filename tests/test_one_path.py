@@ -13,9 +13,9 @@ from lrface.data.degrade import DegradeConfig, make_lr
 from lrface.data.images import decode_png, encode_png, load_rgb
 from lrface.data.shards import lr_column
 from lrface.eval.lfw import embed_rows
-from lrface.eval.methods import Bicubic, SRNetRestorer
 from lrface.inference import DetectedFace, FaceVerifier, InferenceConfig, sr_factor
 from lrface.models.srnet import SRNet, SRNetConfig
+from lrface.restoration import Bicubic, SRNetRestorer
 from lrface.sizes import FACTOR_SIZES
 from tests.conftest import LFW_DIR
 

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from lrface.data.images import BadImage
-from lrface.eval.methods import Bicubic
 from lrface.eval.survface import FARS, evaluate_survface
+from lrface.restoration import Bicubic
 from tests.conftest import LFW_DIR
 
 

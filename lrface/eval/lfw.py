@@ -5,7 +5,8 @@ resolution (7x6, 14x12, 16x16, 28x24), restored by the method under test and res
 Probes come from the shards (clean, ``lfw/...``) or from the camera chain (surveillance,
 ``lfw_surv/...``; :mod:`lrface.eval.probes`). A second protocol, "both low-resolution" (size label ``7x6-7x6``), degrades
 and restores both faces of each pair: two faces from the same footage, as ``lrface verify`` sees
-them; it calibrates the thresholds for that case. Features are ``concat(f(x), f(hflip(x)))``; accuracy follows the 10-fold
+them; it calibrates the thresholds for that case. Features are ``concat(f(R(x)), f(R(hflip(x))))`` for a
+restoration R (:mod:`lrface.restoration`); accuracy follows the 10-fold
 recipe in :mod:`lrface.eval.verification`; ROC/AUC/TAR use plain cosine scores over all pairs.
 
 Each distinct image is embedded once per (method, resolution): the 112x96 features of all
@@ -29,11 +30,11 @@ from lrface.code_digest import RECOGNITION_MODELS, code_digest
 from lrface.data.shards import ShardSet, lr_column, manifest_digest
 from lrface.data.sources import Pair, PairsFileError, read_lfw_pairs
 from lrface.data.tensors import png_to_tensor
-from lrface.eval.methods import Restorer
 from lrface.eval.probes import Probes, ShardProbes
 from lrface.eval.verification import Roc, auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.protocols import protocol_name
+from lrface.restoration import Restorer, flip_features
 from lrface.sizes import HR_SIZE, both_lr
 
 
@@ -94,17 +95,12 @@ def embed_rows(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """256-d flip features of the faces of ``rows`` (``table[column]``, or what ``column(rows)``
-    makes), restored to 112x96 by ``restorer``."""
+    makes), restored to 112x96 by ``restorer`` (:func:`lrface.restoration.flip_features`)."""
     load = column_faces(table, column) if isinstance(column, str) else column
     out = np.empty((len(rows), 256), np.float32)
     for start in range(0, len(rows), batch_size):
         idx = rows[start : start + batch_size]
-        x = load(idx)
-        if restorer is not None:
-            x = restorer(x)
-        if tuple(x.shape[-2:]) != (112, 96):
-            raise ValueError(f"faces for FRNet must be 112x96, got {tuple(x.shape[-2:])}")
-        out[start : start + len(idx)] = frnet.embed_flip(x).numpy()
+        out[start : start + len(idx)] = flip_features(frnet, load(idx), restorer).numpy()
         if progress:
             progress(len(idx))
     return out

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from lrface.eval.lfw import Result
-from lrface.eval.methods import Restorer
 from lrface.eval.verification import threshold_at_far
+from lrface.restoration import Restorer, flip_features
 from lrface.sizes import HR_SIZE, both_lr, is_both_lr
 
 DECISION_FARS = (1e-2, 1e-3)  # FARs at which a verification threshold is published
@@ -177,7 +177,7 @@ def ms_per_pair(frnet, restorer: Restorer, batch: int, repeats: int = 3, size=(2
     def once() -> None:
         with torch.inference_mode():
             a = frnet.embed_flip(gallery)
-            b = frnet.embed_flip(restorer(probe))
+            b = flip_features(frnet, probe, restorer)
             torch.nn.functional.cosine_similarity(a, b)
 
     once()

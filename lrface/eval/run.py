@@ -16,13 +16,14 @@ from lrface.data.tensors import png_to_tensor
 from lrface.eval import report
 from lrface.eval.config import EvaluateConfig
 from lrface.eval.lfw import LfwEvaluator, Result, load_lfw
-from lrface.eval.methods import Restorer, SRNetRestorer, load_restorer
+from lrface.eval.methods import load_restorer
 from lrface.eval.probes import Probes, probes_for
 from lrface.hashing import sha256_file
 from lrface.losses import LossConfig
 from lrface.models import model_size
 from lrface.models.precision import resolve_precision
 from lrface.models.summary import weights_digest
+from lrface.restoration import Restorer, SRNetRestorer
 from lrface.viz import sr_grid
 
 

@@ -16,9 +16,9 @@ import torch
 
 from lrface.data.images import BadImage, load_rgb
 from lrface.data.sources import Pair, read_survface_pairs
-from lrface.eval.methods import Restorer
 from lrface.eval.verification import auc, cosine_scores, kfold_accuracy, roc_curve, tar_at_far
 from lrface.models.mobilefacenet import FrozenFRNet
+from lrface.restoration import Restorer, flip_features
 
 FARS = (0.3, 0.1, 0.01, 0.001)
 
@@ -45,7 +45,7 @@ def embed_images(frnet: FrozenFRNet, paths: list[Path], restorer: Restorer) -> n
     for i, p in enumerate(paths):
         img = load_rgb(p, _limits())
         x = torch.from_numpy(img).permute(2, 0, 1).float().div(255).unsqueeze(0)
-        feats[i] = frnet.embed_flip(restorer(x)).numpy()[0]
+        feats[i] = flip_features(frnet, x, restorer).numpy()[0]
     return feats
 
 

@@ -1,5 +1,6 @@
-"""The verifier: restore each face (SRNet or bicubic, then to 112x96 as evaluation does), embed it
-with FRNet (flip-concat features), and decide same/different at the evaluation's threshold."""
+"""The verifier: restore each face (SRNet or bicubic, then to 112x96), embed it with FRNet
+(flip-concat features, :func:`lrface.restoration.flip_features`, as evaluation does), and decide
+same/different at the evaluation's threshold."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from lrface.inference.faces import (
     load_image,
 )
 from lrface.inference.thresholds import decided_by, threshold_for
-from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
+from lrface.restoration import Bicubic, Restorer, SRNetRestorer, flip_features
 
 
 @dataclass
@@ -74,6 +75,10 @@ class FaceVerifier:
         self.frnet = frnet
         self.srnet = srnet.eval() if srnet is not None else None
         self.config = config or InferenceConfig()
+        # how each route's aligned face reaches 112x96: evaluation's restorers (direct: already there)
+        self.restorers: dict[str, Restorer | None] = {"direct": None, "bicubic": Bicubic()}
+        if srnet is not None:
+            self.restorers["srnet"] = SRNetRestorer(srnet, model_name, self.config.isr_resize)
         self.thresholds = dict(thresholds or {})
         self.model_name = model_name if srnet is not None else "bicubic"
         self.lr_kernel = lr_kernel  # degrade.kernel: LR faces are made as the training shards' were
@@ -82,10 +87,13 @@ class FaceVerifier:
 
     @property
     def fingerprint(self) -> str:
-        """Digest of everything an embedding depends on (weights and inference settings)."""
+        """Digest of everything an embedding depends on: weights, inference settings and the code
+        that detects, aligns, degrades, restores and embeds."""
+        from lrface.code_digest import code_digest
         from lrface.models import weights_digest
 
         h = weights_digest(self.frnet, self.srnet)
+        h.update(code_digest("inference", "data", "models").encode())
         c = self.config
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
                              c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision]).encode())
@@ -113,14 +121,6 @@ class FaceVerifier:
     # ------------------------------------------------------------------------------- embedding
 
     @torch.inference_mode()
-    def _restore(self, faces: list[np.ndarray], route: str) -> torch.Tensor:
-        x = faces_to_tensor(faces)
-        if route == "srnet":
-            assert self.srnet is not None
-            x = self.srnet(x)
-        return to_face_size(x, self.config.isr_resize)
-
-    @torch.inference_mode()
     def embed_faces(self, faces: list[np.ndarray], routes: list[str]) -> np.ndarray:
         """FRNet flip features (256-d, as in evaluation) of aligned faces, batched per route/size."""
         out = np.zeros((len(faces), 256), np.float32)
@@ -131,8 +131,8 @@ class FaceVerifier:
         for (route, _), idx in groups.items():
             for s in range(0, len(idx), bs):
                 chunk = idx[s : s + bs]
-                x = self._restore([faces[i] for i in chunk], route)
-                out[chunk] = self.frnet.embed_flip(x).numpy()
+                x = faces_to_tensor([faces[i] for i in chunk])
+                out[chunk] = flip_features(self.frnet, x, self.restorers[route]).numpy()
         return out
 
     def embed(self, images: Sequence[ImageInput], face_index: Sequence[int | None] | None = None,
