@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lrface.models.fusion import fold_all_batchnorms
 from lrface.sizes import FACE_HEIGHT, FACE_WIDTH
 
 EMBEDDING_DIM = 128
@@ -124,10 +125,12 @@ class FrozenFRNet(nn.Module):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"FrozenFRNet precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision  # bf16: autocast inside, fp32 out (lrface.models.precision)
-        # channels-last runs its depthwise convs about 1.5-3x faster on CPU (bench/model_size.py)
-        self.net = net.eval().to(memory_format=torch.channels_last)
+        self.net = net.eval()  # the published network: its weights and size
         for p in self.net.parameters():
             p.requires_grad_(False)
+        # what runs: every BN folded into its conv (lrface.models.fusion), in
+        # channels-last (its depthwise convs run about 1.5-3x faster on CPU; bench/model_size.py)
+        self.body = fold_all_batchnorms(self.net).to(memory_format=torch.channels_last)
 
     def train(self, mode: bool = True) -> FrozenFRNet:  # noqa: ARG002 - frozen on purpose
         super().train(False)
@@ -137,9 +140,9 @@ class FrozenFRNet(nn.Module):
         """Embed RGB faces in ``[0, 1]`` (112x96) -> ``(N, 128)`` fp32 (bf16 inside if so set)."""
         x = normalize_faces(faces01).contiguous(memory_format=torch.channels_last)
         if self.precision == "fp32":
-            return self.net(x)
+            return self.body(x)
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self.net(x).float()
+            return self.body(x).float()
 
     @torch.no_grad()
     def embed_flip(self, faces01: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """The HR side of the identity loss, computed once per training image (and per flip).
 
 FRNet is frozen and the HR faces are fixed, so ``f(HR)`` and ``f(hflip(HR))`` are constants: the
-driver computes them once into a Parquet file keyed by the shard manifest and the FRNet sha256,
-and every worker looks them up by ``sample_id`` instead of running FRNet on the HR batch each step.
+driver computes them once into a Parquet file keyed by the shard manifest, the FRNet sha256 and the
+code that computes them, and every worker looks them up by ``sample_id`` instead of running FRNet
+on the HR batch each step.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from lrface.code_digest import RECOGNITION_MODELS, code_digest
 from lrface.data.shards import ShardSet, manifest_digest
 from lrface.data.tensors import iter_face_batches
 from lrface.models.mobilefacenet import FrozenFRNet
@@ -25,7 +27,11 @@ COLUMNS = ("sample_id", "feat", "feat_flip")
 
 
 def features_path(cache_dir: Path, shards: ShardSet, frnet_sha256: str) -> Path:
-    key = hashlib.sha256(f"{manifest_digest(shards.manifest_path)}/{frnet_sha256}".encode()).hexdigest()
+    """Where the features of ``shards`` by this FRNet (``frnet_sha256``: weights and precision) are
+    cached: the key also covers the code that computes them (FRNet's modules, this one, the
+    batch decoding), so an edit there computes them afresh."""
+    code = code_digest("train/hr_features.py", *RECOGNITION_MODELS, "data/tensors.py", "data/shards.py")
+    key = hashlib.sha256(f"{manifest_digest(shards.manifest_path)}/{frnet_sha256}/{code}".encode()).hexdigest()
     return cache_dir / f"hr_features-{key[:16]}.parquet"
 
 
