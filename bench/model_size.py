@@ -56,21 +56,30 @@ def main() -> None:
 
 
 def frnet_precisions(frnet, repeats: int, batch: int = 32) -> None:
-    """FRNet per face, fp32 / bf16 autocast / torch.compile side by side: the forward pass
-    (evaluation, inference) and forward + backward to the input (the identity loss)."""
-    from lrface.models.mobilefacenet import FrozenFRNet
+    """FRNet per face side by side: the release before's (fp32, BatchNorm layers run as such),
+    then what runs now (BN folded into the convs: lrface.models.fusion) in fp32 / bf16 autocast /
+    torch.compile; the forward pass (evaluation, inference) and forward + backward to the input
+    (the identity loss)."""
+    import copy
+
+    from lrface.models.mobilefacenet import FrozenFRNet, normalize_faces
     from lrface.models.precision import cpu_has_native_bf16
 
+    unfolded = copy.deepcopy(frnet.net).to(memory_format=torch.channels_last)
+
+    def before(x: torch.Tensor) -> torch.Tensor:
+        return unfolded(normalize_faces(x).contiguous(memory_format=torch.channels_last))
+
     faces = torch.rand(batch, 3, 112, 96)
-    variants = {"fp32": FrozenFRNet(frnet.net, "fp32"), "bf16": FrozenFRNet(frnet.net, "bf16"),
-                "compile": torch.compile(FrozenFRNet(frnet.net, "fp32"))}
+    variants = {"fp32, BN unfolded (before)": before, "fp32": FrozenFRNet(frnet.net, "fp32"),
+                "bf16": FrozenFRNet(frnet.net, "bf16"), "compile": torch.compile(FrozenFRNet(frnet.net, "fp32"))}
 
     def fwd_bwd(m):
         x = faces.clone().requires_grad_(True)
         m(x).sum().backward()
 
     print(f"\nFRNet 112x96 (channels-last), batch {batch}, ms per face; native bf16: {cpu_has_native_bf16()}")
-    print(f"{'variant':<9}{'forward':>10}{'fwd+bwd':>10}")
+    print(f"{'variant':<28}{'forward':>10}{'fwd+bwd':>10}")
     base = None
     for name, m in variants.items():
         with torch.inference_mode():
@@ -80,7 +89,7 @@ def frnet_precisions(frnet, repeats: int, batch: int = 32) -> None:
             t_f = median_ms(lambda m=m: m(faces), repeats) / batch
         t_b = median_ms(lambda m=m: fwd_bwd(m), repeats) / batch
         base = base or (t_f, t_b)
-        print(f"{name:<9}{t_f:>10.3f}{t_b:>10.3f}   ({base[0] / t_f:.2f}x / {base[1] / t_b:.2f}x vs fp32)")
+        print(f"{name:<28}{t_f:>10.3f}{t_b:>10.3f}   ({base[0] / t_f:.2f}x / {base[1] / t_b:.2f}x vs the first row)")
 
 
 if __name__ == "__main__":

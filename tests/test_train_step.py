@@ -211,8 +211,8 @@ def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
         p = load_params(tiny, {"train.sweep": {}, **extra})
         return job_name(p, train_config(p, alpha=0.5), "manifest")
 
-    step, cosine = name({}), name({"train.lr_schedule": "cosine"})
+    step, cosine = name({"train.lr_schedule": "step"}), name({"train.lr_schedule": "cosine"})
     assert step == "srnet-alpha0.5-a7b45dd8"  # this fixture's name before lr_schedule existed (d284438)
-    assert step == name({"train.lr_schedule": "step"}) and cosine != step
+    assert cosine == name({}) and cosine != step  # params.yaml's default is cosine
     assert name({"train.lr_schedule": "cosine", "train.steps": 1234}) != cosine
-    assert name({"train.steps": 1234}) == step
+    assert name({"train.lr_schedule": "step", "train.steps": 1234}) == step
