@@ -173,7 +173,7 @@ class LfwEvaluator:
         # the shards, FRNet (weights and precision), the method's weights, the code that embeds and
         # the code that made the probes (``code_parts``)
         code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", *RECOGNITION_MODELS, "data/tensors.py",
-                           *code_parts)
+                           "data/images.py", *code_parts)
         digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():

@@ -118,6 +118,9 @@ class FrozenFRNet(nn.Module):
 
     Gradients still flow *through* it to its input, so SRNet can learn from an identity loss,
     but BN statistics and weights never change, whatever ``.train()`` calls its parent makes.
+    ``net`` is the published network (its weights and size); ``body``, what runs, is a copy with
+    every BN folded into its conv, made once here: load weights by building a new FrozenFRNet,
+    never into ``net`` or through ``load_state_dict``.
     """
 
     def __init__(self, net: MobileFaceNet, precision: str = "fp32") -> None:

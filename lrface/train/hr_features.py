@@ -30,7 +30,8 @@ def features_path(cache_dir: Path, shards: ShardSet, frnet_sha256: str) -> Path:
     """Where the features of ``shards`` by this FRNet (``frnet_sha256``: weights and precision) are
     cached: the key also covers the code that computes them (FRNet's modules, this one, the
     batch decoding), so an edit there computes them afresh."""
-    code = code_digest("train/hr_features.py", *RECOGNITION_MODELS, "data/tensors.py", "data/shards.py")
+    code = code_digest("train/hr_features.py", *RECOGNITION_MODELS, "data/tensors.py", "data/shards.py",
+                       "data/images.py")
     key = hashlib.sha256(f"{manifest_digest(shards.manifest_path)}/{frnet_sha256}/{code}".encode()).hexdigest()
     return cache_dir / f"hr_features-{key[:16]}.parquet"
 
