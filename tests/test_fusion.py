@@ -45,7 +45,8 @@ def test_frozen_frnet_runs_the_folded_network_with_the_same_features_and_gradien
         torch.testing.assert_close(frnet(faces), net(normalize_faces(faces)), rtol=1e-4, atol=1e-4)
 
     # in float64 the two are the same function, gradients to the input included
-    ref, folded = copy.deepcopy(net).double(), fold_all_batchnorms(copy.deepcopy(net).double())
+    ref = copy.deepcopy(net).double().requires_grad_(True)
+    folded = fold_all_batchnorms(ref)
     grads = []
     for model in (ref, folded):
         x = faces.double().requires_grad_(True)
@@ -53,13 +54,19 @@ def test_frozen_frnet_runs_the_folded_network_with_the_same_features_and_gradien
         grads.append(x.grad)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-9, atol=1e-12)
     assert not any(p.requires_grad for p in folded.parameters())
-    assert all(p.requires_grad for p in ref.parameters())  # the original is left as it was
+    # the network folded is left as it was: trainable, its BN layers in place
+    assert all(p.requires_grad for p in ref.parameters())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in ref.modules()) == 50
 
 
-def test_a_batchnorm_with_no_conv_before_it_is_refused():
+def test_batchnorms_that_cannot_be_folded_are_refused():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4))
     with pytest.raises(ValueError, match="not right after a conv"):
         fold_all_batchnorms(net)
+    with pytest.raises(ValueError, match="no affine"):
+        fold_batchnorm(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, affine=False))
+    with pytest.raises(ValueError, match="no running statistics"):
+        fold_batchnorm(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False))
 
 
 def test_hr_feature_cache_key_covers_the_code_that_computes_the_features(tiny, tmp_path, monkeypatch):
@@ -70,5 +77,14 @@ def test_hr_feature_cache_key_covers_the_code_that_computes_the_features(tiny, t
     before = hr_features.features_path(tmp_path, shards, "sha-fp32")
     assert hr_features.features_path(tmp_path, shards, "sha-fp32") == before
     assert hr_features.features_path(tmp_path, shards, "sha-bf16") != before
-    monkeypatch.setattr(hr_features, "code_digest", lambda *parts: "another version of the code")
+    covered: list[str] = []
+
+    def another_version(*parts: str) -> str:
+        covered.extend(parts)
+        return "another version of the code"
+
+    monkeypatch.setattr(hr_features, "code_digest", another_version)
     assert hr_features.features_path(tmp_path, shards, "sha-fp32") != before
+    # what computes the features: FRNet's modules (the folding too), this module, shard reading and decoding
+    assert {"models/fusion.py", "models/mobilefacenet.py", "train/hr_features.py", "data/tensors.py",
+            "data/shards.py", "data/images.py"} <= set(covered)

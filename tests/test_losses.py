@@ -65,9 +65,10 @@ def test_joint_loss_is_the_papers_formula(frnet):
 def test_gradients_reach_srnet_not_frnet_and_bn_stats_stay(frnet):
     srnet = SRNet(SRNetConfig(n_blocks=2)).train()
     loss_fn = JointLoss(frnet, alpha=0.5).train()  # .train() must not unfreeze FRNet
-    assert not frnet.training and not frnet.net.training
-    buffers_before = copy.deepcopy(dict(frnet.net.named_buffers()))
-    weights_before = copy.deepcopy(frnet.net.state_dict())
+    assert not frnet.training and not frnet.net.training and not frnet.body.training
+    buffers_before = copy.deepcopy(dict(frnet.named_buffers()))  # both copies: the published net and
+    weights_before = copy.deepcopy(frnet.state_dict())  # the folded body that runs
+    assert any(k.startswith("body.") for k in weights_before) and any(k.startswith("net.") for k in weights_before)
     opt = torch.optim.Adam(srnet.parameters(), lr=1e-3)
     hr = torch.rand(4, 3, 112, 96)
     lr_img = resize(hr, (14, 12), "bicubic")
@@ -79,9 +80,9 @@ def test_gradients_reach_srnet_not_frnet_and_bn_stats_stay(frnet):
     assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0
     assert all(p.grad is None and not p.requires_grad for p in frnet.parameters())
     opt.step()
-    for k, v in frnet.net.named_buffers():
+    for k, v in frnet.named_buffers():
         assert torch.equal(v, buffers_before[k]), k
-    for k, v in frnet.net.state_dict().items():
+    for k, v in frnet.state_dict().items():
         assert torch.equal(v, weights_before[k]), k
 
 

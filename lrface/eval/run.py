@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lrface import storage
+from lrface.allocator import keep_freed_memory
 from lrface.checkpoints import load_frnet
 from lrface.config import Params
 from lrface.data.datasets import DatasetSpec, data_path, open_shards
@@ -39,6 +40,7 @@ class EvalOutput:
 def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: bool = True,
                  track: bool = True) -> EvalOutput:
     """Run the LFW protocol for ``hr``, ``bicubic`` and every method spec; write all reports."""
+    keep_freed_memory()  # FRNet's batches free and re-allocate the same large maps
     cfg = EvaluateConfig.from_dict(params.section("evaluate"))
     ws = params.workspace()
     storage.check(ws.uri)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from lrface import storage
+from lrface.allocator import keep_freed_memory
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet
 from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
@@ -136,6 +137,7 @@ def _dvc_hash(path: Path) -> str:
 def run_training(params: Params, alpha: float | None = None, name: str | None = None,
                  fault: dict[str, Any] | None = None, track: bool = True, progress: bool = True) -> TrainOutput:
     """Train SRNet for one alpha on Ray Train; see the module docstring."""
+    keep_freed_memory()  # the driver's f(HR) pass (the workers set it themselves)
     import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer

@@ -35,6 +35,7 @@ from typing import Any, TextIO
 import torch
 import torch.distributed as dist
 
+from lrface.allocator import keep_freed_memory
 from lrface.checkpoints import load_frnet, load_srnet
 from lrface.data.degrade import DegradeConfig
 from lrface.losses import JointLoss, LossConfig
@@ -171,6 +172,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train.torch
 
     _quiet_ray_train_reports()
+    keep_freed_memory()  # every step frees and re-allocates the same feature maps
     tcfg = TrainConfig.from_dict(config["train"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
