@@ -1,5 +1,6 @@
 """The Ray-free training step on real faces: batches are deterministic, and a short training with
-the joint loss beats bicubic on the validator's identity cosine at 14x12 (a sign error cannot)."""
+the joint loss lifts the identity cosine at 14x12 far above bicubic on the faces it saw, and far
+above the same training with the identity term's sign flipped on faces it did not see."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.train.config import TrainConfig
 from lrface.train.schedule import lr_scheduler
 from lrface.train.step import draw_factor, make_batch, step_rngs, train_step
-from lrface.train.validation import Validator, load_val_set
+from lrface.train.validation import Validator, ValSet, load_val_set
 
 
 def _rows(shards, n: int) -> dict:
@@ -133,7 +134,9 @@ def test_mixed_batches_are_clean_or_camera_per_step(tiny):
             TrainConfig.from_dict({"camera_share": bad})
 
 
-def _train(tiny, frnet, sign: float, steps: int = 120) -> dict[str, float]:
+def _train(tiny, frnet, sign: float, steps: int = 120) -> tuple[dict[str, float], dict[str, float]]:
+    """Train a small SRNet on 14x12 faces; the validator's scores on held-out faces and on the
+    first 64 training faces."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
     shards = open_shards(load_params(tiny), "train")
@@ -154,17 +157,30 @@ def _train(tiny, frnet, sign: float, steps: int = 120) -> dict[str, float]:
             opt.step()
         else:
             assert train_step(model, loss_fn, opt, None, batch) is not None
-    val = Validator(load_val_set(shards, (8,), 64), frnet, "bicubic", torch.device("cpu"))
-    return val(model)
+    cpu = torch.device("cpu")
+    held_out = Validator(load_val_set(shards, (8,), 64), frnet, "bicubic", cpu)(model)
+    seen = ValSet(torch.cat([f["hr_png"] for f in faces])[:64],
+                  {"14x12": torch.cat([f["lr_14x12_png"] for f in faces])[:64]})
+    return held_out, Validator(seen, frnet, "bicubic", cpu)(model)
 
 
 @pytest.mark.slow
-def test_short_training_beats_bicubic_on_identity_and_a_sign_error_does_not(tiny, frnet):
-    good = _train(tiny, frnet, +1.0)
-    print("identity cosine at 14x12: trained", good["val/idcos_14x12"], "bicubic", good["val_bicubic/idcos_14x12"])
-    assert good["val/idcos_14x12"] > good["val_bicubic/idcos_14x12"] + 0.02, good
-    bad = _train(tiny, frnet, -1.0)
-    assert bad["val/idcos_14x12"] < bad["val_bicubic/idcos_14x12"], bad
+def test_short_training_lifts_identity_and_a_sign_error_does_not(tiny, frnet):
+    """120 steps from scratch: on the faces it trained on, identity cosine above bicubic's; on
+    held-out faces, above the sign-flipped training's, which falls below bicubic.
+
+    Seeds 0, 1, 2 (torch.manual_seed): seen faces +0.33 / +0.25 / +0.08 over bicubic, held out
+    +0.21 / +0.20 / +0.07 over the sign-flipped run. Against bicubic on held-out faces 120 steps
+    give +0.02 / -0.02 / -0.15, so that is not asserted: it failed CI after a change that kept
+    FRNet the same function (folded BN) but moved its fp32 gradients by 6e-4."""
+    good, good_seen = _train(tiny, frnet, +1.0)
+    bad, bad_seen = _train(tiny, frnet, -1.0)
+    key, bicubic = "val/idcos_14x12", "val_bicubic/idcos_14x12"
+    print("identity cosine at 14x12, held out / seen: trained", good[key], good_seen[key],
+          "sign-flipped", bad[key], bad_seen[key], "bicubic", good[bicubic], good_seen[bicubic])
+    assert good_seen[key] > good_seen[bicubic] + 0.05, good_seen
+    assert good[key] > bad[key] + 0.05, (good, bad)
+    assert bad[key] < bad[bicubic] and bad_seen[key] < bad_seen[bicubic], (bad, bad_seen)
 
 
 def test_a_non_finite_loss_leaves_the_weights_alone(tiny, frnet):
