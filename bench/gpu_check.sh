@@ -37,5 +37,5 @@ timeout 420 "$PY" -m lrface.cli "${COMMON[@]}" \
   -S "train.sweep={\"0\": srnet-init, \"0.5\": srnet-init}" \
   train --alpha 0.5 --name gpu-check | tee "$WORK/train.json"
 # the torch MTCNN on CUDA gives the CPU's faces (lrface.data.detector; skipped on CPU-only machines)
-timeout 60 "$PY" -m pytest -q -p no:cacheprovider tests/test_detector.py -k cuda_matches_cpu -rA | tail -3
+timeout 60 "$PY" -m pytest -q -n 0 -p no:cacheprovider tests/test_detector.py -k cuda_matches_cpu -rA | tail -3
 echo "total $(( $(date +%s) - t0 )) s; work dir $WORK"
