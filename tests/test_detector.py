@@ -127,9 +127,9 @@ def test_same_pool_pads_like_tensorflow():
     # equal to explicit TensorFlow "same" padding, any size and parity, either memory layout
     for kernel, stride in ((2, 2), (3, 2), (2, 1), (3, 3)):
         pool = SamePool(kernel, stride)
-        for h in range(1, 14):
-            for w in (1, 2, 5, 8, 11):
-                x = torch.randn(1, 2, h, w)
+        for h, channels in [(h, 2) for h in range(1, 14)] + [(h, 16) for h in range(2, 14)]:
+            for w in (1, 2, 5, 8, 11):  # 16 channels, channels-last: torch's own pooling
+                x = torch.randn(1, channels, h, w)
                 (t, b), (left, r) = pool._pads(h), pool._pads(w)
                 ref = torch.nn.functional.max_pool2d(
                     torch.nn.functional.pad(x, (left, r, t, b), value=float("-inf")), kernel, stride)
@@ -141,7 +141,7 @@ def test_fast_layers_compute_torchs_values():
     """The channels-last pooling and PReLU give bitwise what torch's own layers give."""
     from lrface.models.mtcnn import MaxPool, PReLU
 
-    for shape in ((2, 10, 31, 30), (3, 28, 22, 22), (1, 48, 9, 9), (4, 64, 3, 3)):
+    for shape in ((2, 10, 31, 30), (3, 28, 22, 22), (1, 48, 9, 9), (4, 64, 3, 3), (2, 16, 7, 6)):
         x = torch.randn(*shape)
         for t in (x, x.contiguous(memory_format=torch.channels_last)):
             assert torch.equal(MaxPool(3, 2)(t), torch.nn.functional.max_pool2d(t, 3, 2))

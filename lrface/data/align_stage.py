@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from lrface import storage
+from lrface.allocator import keep_freed_memory
 from lrface.config import Params
 from lrface.data.align import AlignConfig, Aligner, read_landmarks_file
 from lrface.data.datasets import DatasetSpec, data_path, dataset_dir, dataset_records
@@ -48,6 +49,7 @@ class _AlignWorker:
 
     def __init__(self, config: AlignConfig, reference: dict[str, np.ndarray],
                  fallback: dict[str, np.ndarray]) -> None:
+        keep_freed_memory()  # the detector's pyramid maps are freed and reallocated every batch
         self.aligner = Aligner(config, reference, fallback=fallback)
         self.aligner.detector  # noqa: B018 -- built now: a detector that cannot be built fails the stage,
         # instead of every image being rejected as "detector error"
