@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import subprocess
 import sys
@@ -169,6 +170,29 @@ def test_pyramid_matches_the_package_rule():
     # the smallest level of the default pyramid still holds one P-Net window
     for side in range(24, 2000, 7):
         assert int(side * pyramid_scales(side, side, 20)[-1]) >= 12
+
+
+def test_channels_last_weights_and_torch_pooling_change_no_bit(monkeypatch):
+    """What TorchMTCNN runs (channels-last weights; R-/O-Net maps pooled by torch's own
+    max_pool2d, no -inf padding copy) gives bitwise what contiguous weights give, on the
+    channels-last maps the detector feeds its nets."""
+    from lrface.models.mtcnn import ONet, RNet
+
+    torch.manual_seed(0)
+    for net, shape in ((PNet(), (2, 3, 40, 37)), (RNet(), (5, 3, 24, 24)), (ONet(), (5, 3, 48, 48))):
+        net.eval()
+        x = torch.randn(*shape).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            ref = net(x)
+            got = copy.deepcopy(net).to(memory_format=torch.channels_last)(x)
+        assert all(torch.equal(a, b) for a, b in zip(ref, got, strict=True)), type(net).__name__
+    pads = []
+    real_pad = torch.nn.functional.pad
+    monkeypatch.setattr(torch.nn.functional, "pad", lambda *a, **k: pads.append(1) or real_pad(*a, **k))
+    x = torch.randn(3, 28, 22, 22).contiguous(memory_format=torch.channels_last)  # R-Net's first pool
+    with torch.inference_mode():
+        out = SamePool(3, 2)(x)
+    assert out.shape == (3, 28, 11, 11) and not pads  # torch's pooling with ceil mode, no pad copy
 
 
 def test_pnet_strips_equal_one_pass(monkeypatch):

@@ -27,6 +27,7 @@ from torch import nn
 # 2-3x on R-/O-Net maps of 28-64 channels; slower on P-Net's 10; measured on an AVX2 CPU)
 TORCH_POOL_MIN_CHANNELS = 16
 
+
 def _max_along(x: torch.Tensor, dim: int, kernel: int, stride: int, before: int, n_out: int) -> torch.Tensor:
     """Max pooling along ``dim`` (-1 or -2) as a max over strided views, window ``o`` covering
     ``[o * stride - before, o * stride - before + kernel)`` clipped to the map (what -inf padding gives)."""
@@ -63,7 +64,7 @@ def max_pool(x: torch.Tensor, kernel: int, stride: int, pads: tuple[int, int, in
     n_h, n_w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
     wide = x.ndim == 4 and x.shape[1] >= TORCH_POOL_MIN_CHANNELS and x.is_contiguous(memory_format=torch.channels_last)
     if (wide and top == left and bottom == right and bottom - top in (0, 1) and 2 * top <= kernel
-            and min(x.shape[-2:]) >= kernel):
+            and min(x.shape[-2:]) >= kernel and (stride > 1 or bottom == top)):  # else: never this shape
         # -inf padding as torch's own: `top` on both sides, the extra one after by ceil mode
         y = F.max_pool2d(x, kernel, stride, padding=top, ceil_mode=bottom > top)
         if y.shape[-2:] == (n_h, n_w):
