@@ -214,8 +214,7 @@ def test_lr_schedules_step_and_cosine():
 
 def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
     """A cosine schedule is another training, and its step count shapes every step's lr; a step
-    schedule resumes with more steps, and step-schedule job names are what they were before the
-    schedule became a param."""
+    schedule resumes with more steps."""
     from lrface.train.config import train_config
     from lrface.train.job import job_name
 
@@ -224,7 +223,23 @@ def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
         return job_name(p, train_config(p, alpha=0.5), "manifest")
 
     step, cosine = name({"train.lr_schedule": "step"}), name({"train.lr_schedule": "cosine"})
-    assert step == "srnet-alpha0.5-a7b45dd8"  # this fixture's name before lr_schedule existed (d284438)
     assert cosine == name({}) and cosine != step  # params.yaml's default is cosine
     assert name({"train.lr_schedule": "cosine", "train.steps": 1234}) != cosine
     assert name({"train.lr_schedule": "step", "train.steps": 1234}) == step
+
+
+def test_the_training_code_is_part_of_the_job_identity(tiny, monkeypatch):
+    """A job of other code (say, another input order) must not resume this one's checkpoints: the
+    digest of the training's modules is in the name, and it covers the input pipeline."""
+    import lrface.train.job as job
+    from lrface.code_digest import code_digest
+    from lrface.train.config import train_config
+
+    p = load_params(tiny, {"train.sweep": {}})
+    cfg = train_config(p, alpha=0.5)
+    before = job.job_name(p, cfg, "manifest")
+    assert job.job_name(p, cfg, "manifest") == before  # same code, same job: an interrupted run resumes
+    assert job.training_code() == code_digest("train", *job.RECOGNITION_MODELS, *job.TRAIN_DATA_CODE)
+    assert {"data/shards.py", "data/degrade.py", "data/tensors.py"} <= set(job.TRAIN_DATA_CODE)
+    monkeypatch.setattr(job, "training_code", lambda: "other code")
+    assert job.job_name(p, cfg, "manifest") != before

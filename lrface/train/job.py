@@ -22,6 +22,7 @@ import torch
 from lrface import storage
 from lrface.allocator import keep_freed_memory
 from lrface.checkpoints import CheckpointError, load_frnet, save_srnet
+from lrface.code_digest import RECOGNITION_MODELS, TRAIN_DATA_CODE, code_digest
 from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
 from lrface.data.degrade import DegradeConfig
@@ -57,12 +58,21 @@ IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", 
                  "flip", "degradation", "seed", "dataset")
 
 
+def training_code() -> str:
+    """Digest of the code a training runs (``lrface/train``, the recognition models, the data
+    modules it reads its input with, lrface's top-level modules): part of every job's identity."""
+    return code_digest("train", *RECOGNITION_MODELS, *TRAIN_DATA_CODE)
+
+
 def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
              frnet: str = "") -> str:
-    """``<run name>-<hash of model, loss, training identity, input shards, starting weights and
-    FRNet (weights and the arithmetic it trains in)>``."""
+    """``<run name>-<hash of model, loss, training identity, input shards, starting weights,
+    FRNet (weights and the arithmetic it trains in) and the training's code>``. With the code in
+    it, a changed training (its input order, its loss...) starts a new job instead of resuming the
+    last one's checkpoints; an interrupted job of unchanged code resumes."""
     ident = {"model": params.section("model"), "loss": params.section("loss"),
-             "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256}
+             "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256,
+             "code": training_code()}
     if cfg.lr_schedule != "step":  # (absent for step: names of step-schedule runs stay as they were)
         ident["train"] |= {"lr_schedule": cfg.lr_schedule, "steps": cfg.steps}  # cosine: steps set every lr
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
