@@ -199,8 +199,10 @@ class ShardSet:
         storage) reads them here and hands the rows to Ray's object store instead.
 
         ``shuffle_seed``: a global shuffle of all rows (across shards), in a new order on every
-        execution of the dataset (every training epoch), the sequence of orders fixed by the seed;
-        the shards are then read here, once (see :func:`_shuffled`).
+        execution of the dataset (every training epoch), the sequence of orders fixed by the seed
+        where Ray Data preserves block order (``execution_options.preserve_order``, as the tests
+        set it; otherwise the order blocks finish in plays a part too); the shards are then read
+        here, once (see :func:`_shuffled`).
         """
         import ray.data
         from ray.data.expressions import col
@@ -236,18 +238,13 @@ class ShardSet:
 def _shuffled(ds, seed: int | None):
     """``ds`` globally shuffled, reseeded from ``seed`` and the execution index on each execution.
 
-    The rows are read once, here (``materialize``, blocks kept in the order of the files), and
-    each execution (epoch) only shuffles those blocks: re-reading the shards as well stalled every
-    training worker for 6-13 s at each epoch boundary, against well under 1 s now. The object
-    store holds the rows for the dataset's lifetime; the shuffle needs them all at once anyway."""
+    The rows are read once, here (``materialize``), and each execution (epoch) only shuffles
+    those blocks: re-reading the shards as well stalled every training worker for 9-13 s at each
+    epoch boundary, against 0.2-0.3 s now (``bench/epoch_boundary.py``). The object store holds
+    the read rows for the dataset's lifetime beside each epoch's shuffled copy: about twice the
+    training set's bytes."""
     if seed is None:
         return ds
-    from ray.data import DataContext, RandomSeedConfig
+    from ray.data import RandomSeedConfig
 
-    options = DataContext.get_current().execution_options
-    keep, options.preserve_order = options.preserve_order, True  # the seeded orders depend on block order
-    try:
-        rows = ds.materialize()
-    finally:
-        options.preserve_order = keep
-    return rows.random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))
+    return ds.materialize().random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))

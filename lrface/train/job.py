@@ -73,7 +73,7 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
     ident = {"model": params.section("model"), "loss": params.section("loss"),
              "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256,
              "code": training_code()}
-    if cfg.lr_schedule != "step":  # (absent for step: names of step-schedule runs stay as they were)
+    if cfg.lr_schedule != "step":
         ident["train"] |= {"lr_schedule": cfg.lr_schedule, "steps": cfg.steps}  # cosine: steps set every lr
     if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
         ident["frnet"] = frnet
