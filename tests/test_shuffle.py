@@ -97,17 +97,23 @@ def test_training_workers_get_the_same_rows_in_the_same_order_whatever_their_tim
         ds = shards.ray_dataset(columns=["sample_id"], verify=False, split="train", shuffle_seed=0)
         splits = ordered_ingest().configure({"train": ds}, world_size=2, worker_handles=None,
                                             worker_node_ids=[node, node])
+        # Train replaces the dataset's execution options with the DataConfig's: they must keep block order
+        assert all(s["train"].get_context().execution_options.preserve_order for s in splits)
         seen: list[list[list[str]]] = [[], []]
+        errors: list[BaseException] = []
 
         def consume(rank: int) -> None:
-            it = splits[rank]["train"]
-            for _ in range(2):  # two epochs
-                rows: list[str] = []
-                for b in it.iter_batches(batch_size=4, batch_format="numpy"):
-                    if rank == slow_rank:
-                        time.sleep(0.02)
-                    rows += list(b["sample_id"])
-                seen[rank].append(rows)
+            try:
+                it = splits[rank]["train"]
+                for _ in range(2):  # two epochs
+                    rows: list[str] = []
+                    for b in it.iter_batches(batch_size=4, batch_format="numpy"):
+                        if rank == slow_rank:
+                            time.sleep(0.02)
+                        rows += list(b["sample_id"])
+                    seen[rank].append(rows)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread below
+                errors.append(e)
 
         threads = [threading.Thread(target=consume, args=(r,)) for r in (0, 1)]
         for t in threads:
@@ -115,6 +121,8 @@ def test_training_workers_get_the_same_rows_in_the_same_order_whatever_their_tim
         for t in threads:
             t.join(timeout=300)
         assert not any(t.is_alive() for t in threads), "a worker's split hung"
+        if errors:
+            raise errors[0]
         return seen
 
     first, second = run(slow_rank=0), run(slow_rank=1)
