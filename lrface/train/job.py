@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -38,9 +38,6 @@ from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
 from lrface.train.warm_start import init_weights
-
-if TYPE_CHECKING:
-    import ray.train
 
 
 @dataclass
@@ -147,18 +144,6 @@ def _dvc_hash(path: Path) -> str:
     return ""
 
 
-def ordered_ingest() -> ray.train.DataConfig:
-    """Ray Train's split of the training input across workers, in block order: each worker's
-    rows, and their order, follow from the shuffle seed alone. (Train's default copies the
-    driver's ``preserve_order``, off by default, and then the order blocks finish in decides
-    which worker gets which rows.) The order never costs throughput here: one split per step."""
-    import ray.train
-
-    options = ray.train.DataConfig.default_ingest_options()
-    options.preserve_order = True
-    return ray.train.DataConfig(execution_options=options)
-
-
 def run_training(params: Params, alpha: float | None = None, name: str | None = None,
                  fault: dict[str, Any] | None = None, track: bool = True, progress: bool = True) -> TrainOutput:
     """Train SRNet for one alpha on Ray Train; see the module docstring."""
@@ -254,7 +239,6 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": train_ds},
-        dataset_config=ordered_ingest(),
     )
     try:
         result = trainer.fit()
