@@ -13,9 +13,9 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -38,6 +38,9 @@ from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
 from lrface.train.warm_start import init_weights
+
+if TYPE_CHECKING:
+    import ray.train
 
 
 @dataclass
@@ -82,6 +85,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
         ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
         if cfg.degradation == "mixed":
             ident["camera"]["share"] = camera_share(cfg)
+    if cfg.variants > 1:  # the faces' geometric variants shape what is trained
+        ident["variants"] = {"count": cfg.variants, "jitter": asdict(cfg.variant_jitter)}
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -144,6 +149,18 @@ def _dvc_hash(path: Path) -> str:
     return ""
 
 
+def ordered_ingest() -> ray.train.DataConfig:
+    """Ray Train's split of the training input across workers, in block order: each worker's
+    rows, and their order, follow from the shuffle seed alone. (Train's default copies the
+    driver's ``preserve_order``, off by default, and then the order blocks finish in decides
+    which worker gets which rows.) The order never costs throughput here: one split per step."""
+    import ray.train
+
+    options = ray.train.DataConfig.default_ingest_options()
+    options.preserve_order = True
+    return ray.train.DataConfig(execution_options=options)
+
+
 def run_training(params: Params, alpha: float | None = None, name: str | None = None,
                  fault: dict[str, Any] | None = None, track: bool = True, progress: bool = True) -> TrainOutput:
     """Train SRNet for one alpha on Ray Train; see the module docstring."""
@@ -201,8 +218,9 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         frnet = load_frnet(frnet_path, precision=precision)
         torch.set_num_threads(os.cpu_count() or 1)
         key = f"{frnet_sha}-{precision}"
-        path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards, key),
-                                   progress=progress)
+        path = features_path(ws.local / "cache" / "hr_features", shards, key, cfg.variants, cfg.variant_jitter)
+        path = compute_hr_features(shards, frnet, path, progress=progress, variants=cfg.variants,
+                                   jitter=cfg.variant_jitter)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png"]
     if cfg.degradation != "surveillance":  # the camera chain makes its LR faces from hr_png
@@ -239,6 +257,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": train_ds},
+        dataset_config=ordered_ingest(),
     )
     try:
         result = trainer.fit()
