@@ -18,7 +18,7 @@ def _face(seed: int = 0) -> np.ndarray:
 
 def test_variants_are_fixed_per_sample_and_number_and_zero_is_the_face():
     face, jitter = _face(), VariantJitter()
-    assert face_variant(face, "a", 0, jitter) is face
+    assert np.array_equal(face_variant(face, "a", 0, jitter), face)
     one = face_variant(face, "a", 1, jitter)
     assert one.shape == face.shape and one.dtype == np.uint8
     assert np.array_equal(one, face_variant(face, "a", 1, jitter))  # the same variant every time
@@ -50,6 +50,14 @@ def test_a_variant_moves_the_face_as_its_parameters_say():
         assert np.abs(got - want).max() < 0.5, (k, got, want)
 
 
+def test_the_face_is_mirrored_where_a_variant_reaches_past_it():
+    """No black corners (aligned test faces have none), even at the widest jitter allowed."""
+    widest = VariantJitter(rotate_deg=15.0, scale=0.1, shift_px=8.0)
+    flat = np.full((112, 96, 3), 200, np.uint8)
+    for k in range(1, 20):
+        assert face_variant(flat, str(k), k, widest).min() >= 195  # bicubic ringing only at the seams
+
+
 def test_batch_variants_match_the_single_face_function():
     faces = [_face(i) for i in range(3)]
     batch, ids, jitter = faces_to_tensor(faces), ["x", "y", "z"], VariantJitter()
@@ -61,8 +69,12 @@ def test_batch_variants_match_the_single_face_function():
 def test_bad_variant_params_fail_at_load_naming_the_param():
     with pytest.raises(ValueError, match="train.variants"):
         TrainConfig.from_dict({"variants": 0})
+    with pytest.raises(ValueError, match="train.variants"):
+        TrainConfig.from_dict({"variants": True})
     with pytest.raises(ValueError, match="train.variant_jitter"):
         TrainConfig.from_dict({"variant_jitter": {"rotate_deg": 90}})
+    with pytest.raises(ValueError, match="train.variant_jitter"):
+        TrainConfig.from_dict({"variant_jitter": {"rotate_deg": "5"}})
     with pytest.raises(ValueError, match="train.variant_jitter.shift"):
         TrainConfig.from_dict({"variant_jitter": {"shift": 2}})
     cfg = TrainConfig.from_dict({"variants": 3, "variant_jitter": {"scale": 0.02}})

@@ -212,6 +212,24 @@ def test_precomputed_hr_features_match_frnet(tiny, frnet, tmp_path):
         lookup(["nope"], torch.tensor([False]), torch.device("cpu"))
 
 
+def test_face_variants_are_part_of_the_job_identity(tiny):
+    """Training on variants is another job (no resuming the plain one's checkpoints); the jitter
+    counts only when variants are on, and 5 and 5.0 are the same jitter."""
+    from lrface.train.config import train_config
+    from lrface.train.job import job_name
+
+    def name(**train):
+        params = load_params(tiny, {f"train.{k}": v for k, v in train.items()})
+        return job_name(params, train_config(params, alpha=0.5), "manifest")
+
+    plain = name(variants=1)
+    assert name(variants=1, variant_jitter={"rotate_deg": 2.0}) == plain
+    four = name(variants=4)
+    assert four != plain and name(variants=3) != four
+    assert name(variants=4, variant_jitter={"rotate_deg": 2.0}) != four
+    assert name(variants=4, variant_jitter={"rotate_deg": 5}) == name(variants=4, variant_jitter={"rotate_deg": 5.0})
+
+
 def test_precomputed_features_of_face_variants_match_frnet(tiny, frnet, tmp_path):
     """With variants, the file holds f and f(hflip) of each fixed variant, looked up per sample."""
     import torch

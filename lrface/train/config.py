@@ -51,7 +51,7 @@ class TrainConfig:
     storage_path: str = "ray_results"  # under paths.work_dir unless absolute
     register: bool = True
     placement_strategy: str = "PACK"  # Ray placement group: PACK, SPREAD (one worker per node), ...
-    hr_feature_cache: bool = True  # f(HR) computed once per image and flip (FRNet is frozen)
+    hr_feature_cache: bool = True  # f(HR) computed once per image, flip and variant (FRNet is frozen)
     # The sweep (DVC stages train@<alpha>): alpha -> the model its SRNet starts from
     sweep: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SWEEP))
     init_from: str | None = None  # start of a training outside the sweep (members: the sweep's); None: seeded
@@ -62,7 +62,11 @@ class TrainConfig:
         d["sweep"] = sweep_of(d)
         d.pop("alphas", None)
         if isinstance(d.get("variant_jitter"), Mapping):
-            d["variant_jitter"] = from_mapping(VariantJitter, d["variant_jitter"], "train.variant_jitter")
+            jitter = from_mapping(VariantJitter, d["variant_jitter"], "train.variant_jitter")
+            bad = {k: v for k, v in asdict(jitter).items() if not is_number(v)}
+            if bad:
+                raise ValueError(f"train.variant_jitter values must be numbers, got {bad}")
+            d["variant_jitter"] = VariantJitter(**{k: float(v) for k, v in asdict(jitter).items()})  # 5 == 5.0
         cfg = from_mapping(cls, d, "train", tuples=("factors", "factor_weights"))
         for key in cfg.sweep:
             try:
@@ -93,8 +97,8 @@ class TrainConfig:
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise ValueError(f"train.placement_strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, "
                              f"got {cfg.placement_strategy!r}")
-        if not isinstance(cfg.variants, int) or cfg.variants < 1:
-            raise ValueError(f"train.variants must be an integer >= 1, got {cfg.variants!r}")
+        if not isinstance(cfg.variants, int) or isinstance(cfg.variants, bool) or not 1 <= cfg.variants <= 16:
+            raise ValueError(f"train.variants must be an integer from 1 to 16, got {cfg.variants!r}")
         if not isinstance(cfg.variant_jitter, VariantJitter):
             raise ValueError(f"train.variant_jitter must be a mapping, got {cfg.variant_jitter!r}")
         cfg.variant_jitter.check()

@@ -81,7 +81,7 @@ def compute_hr_features(shards: ShardSet, frnet: FrozenFRNet, out: Path, split: 
 class HrFeatureLookup:
     """``sample_id`` (+ flip flag and variant) -> the precomputed HR feature rows, as one tensor.
 
-    Small (a few MB) and picklable: the driver builds it once and ships it to every Ray Train
+    Small (about 7 MB per variant for 5,000 faces) and picklable: the driver builds it once and ships it to every Ray Train
     worker through the object store, so no worker reads the driver's feature file.
     """
 

@@ -55,8 +55,9 @@ class TrainOutput:
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
-# the run resumes.) job_name adds camera_share for mixed, and lr_schedule and steps under cosine
-# (where lr_step and lr_gamma stay in the identity though unused: changing them starts a new run).
+# the run resumes.) job_name adds camera_share for mixed, the face variants when on, and
+# lr_schedule and steps under cosine (where lr_step and lr_gamma stay in the identity though unused:
+# changing them starts a new run).
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
                  "flip", "degradation", "seed", "dataset")
 
@@ -195,6 +196,11 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                              "machine's SQLite store; set MLFLOW_TRACKING_URI to a tracking server")
     shards = open_shards(params, cfg.dataset)
     shards.verify()
+    kernel = DegradeConfig.from_dict(params.get("degrade")).kernel
+    made_with = shards.manifest.get("params", {}).get("degrade", {}).get("kernel", kernel)
+    if cfg.variants > 1 and made_with != kernel:  # variants' LR faces must be made as the shards' were
+        raise ValueError(f"train.variants: degrade.kernel is {kernel!r} but the shards' LR faces were made with "
+                         f"{made_with!r} ({shards.manifest_path}); re-run the shards stage or set degrade.kernel")
     init = init_weights(params, cfg.init_from)  # a missing or mismatched start model fails here
     job = job_name(params, cfg, manifest_digest(shards.manifest_path), init[1] if init else None,
                    f"{frnet_sha}-{precision}")

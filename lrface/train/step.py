@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from lrface.data.augment import VariantJitter, face_variants
-from lrface.data.degrade import SurveillanceConfig, camera_chain, downsample, draw_scale, scale_size
+from lrface.data.degrade import SurveillanceConfig, camera_chain, draw_scale, lr_face, scale_size
+from lrface.data.images import decode_png
 from lrface.data.shards import lr_column
 from lrface.data.tensors import faces_to_tensor, png_to_tensor, tensor_to_faces
 from lrface.losses import JointLoss, LossParts
-from lrface.sizes import FACTOR_SIZES, parse_size
+from lrface.sizes import FACTOR_SIZES
 
 CAMERA_STREAM = 0xCA  # keeps the camera chain's draws apart from other uses of the same seeds
 VARIANT_STREAM = 0x7A  # the per-sample choice of face variant
@@ -88,11 +89,14 @@ def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors
     if camera is None:
         factor: float = draw_factor(factors, factor_weights, scale_rng)
         size = FACTOR_SIZES[int(factor)]
-        lr = png_to_tensor([bytes(b) for b in rows[lr_column(size)]])
-        lr[flipped] = lr[flipped].flip(-1)
+        blobs = rows[lr_column(size)]
+        # a face itself: the shards' LR face (mirrored below if flipped); a variant: its (flipped)
+        # HR face made into an LR face as the shards' were
         moved = (variant > 0).nonzero().flatten().tolist()
-        if moved:  # a variant's LR face: its (flipped) HR face downsampled as the shards' were
-            lr[moved] = faces_to_tensor([downsample(f, parse_size(size), kernel) for f in tensor_to_faces(hr[moved])])
+        made = dict(zip(moved, (lr_face(f, size, kernel) for f in tensor_to_faces(hr[moved])), strict=True))
+        lr = faces_to_tensor([made[i] if i in made else decode_png(bytes(b)) for i, b in enumerate(blobs)])
+        own = (variant == 0) & flipped
+        lr[own] = lr[own].flip(-1)
     else:
         factor = draw_scale(camera.scale, np.random.default_rng([seed, step, CAMERA_STREAM]))  # same on all ranks
         lr = camera_faces(hr, scale_size(factor), camera, seed, step, rank, kernel)
