@@ -12,8 +12,8 @@ RECOGNITION_MODELS = tuple(sorted(f"models/{p.name}" for p in (LRFACE_ROOT / "mo
                                   if f"models/{p.name}" not in DETECTION_MODELS))
 # the lrface.data modules a training runs or imports (shards, batches, PNG decoding, the camera chain,
 # the dataset specs): with RECOGNITION_MODELS and lrface/train, the training's code (dvc.yaml lists the same)
-TRAIN_DATA_CODE = ("data/augment.py", "data/datasets.py", "data/degrade.py", "data/images.py", "data/shards.py",
-                   "data/sources.py", "data/splits.py", "data/tensors.py")
+TRAIN_DATA_CODE = ("data/datasets.py", "data/degrade.py", "data/images.py", "data/shards.py", "data/sources.py",
+                   "data/splits.py", "data/tensors.py")
 
 
 def code_digest(*parts: str) -> str:

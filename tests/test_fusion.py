@@ -85,7 +85,6 @@ def test_hr_feature_cache_key_covers_the_code_that_computes_the_features(tiny, t
 
     monkeypatch.setattr(hr_features, "code_digest", another_version)
     assert hr_features.features_path(tmp_path, shards, "sha-fp32") != before
-    # what computes the features: FRNet's modules (the folding too), this module, shard reading and
-    # decoding, the face variants
+    # what computes the features: FRNet's modules (the folding too), this module, shard reading and decoding
     assert {"models/fusion.py", "models/mobilefacenet.py", "train/hr_features.py", "data/tensors.py",
-            "data/shards.py", "data/images.py", "data/augment.py"} <= set(covered)
+            "data/shards.py", "data/images.py"} <= set(covered)

@@ -212,55 +212,6 @@ def test_precomputed_hr_features_match_frnet(tiny, frnet, tmp_path):
         lookup(["nope"], torch.tensor([False]), torch.device("cpu"))
 
 
-def test_face_variants_are_part_of_the_job_identity(tiny):
-    """Training on variants is another job (no resuming the plain one's checkpoints); the jitter
-    counts only when variants are on, and 5 and 5.0 are the same jitter."""
-    from lrface.train.config import train_config
-    from lrface.train.job import job_name
-
-    def name(**train):
-        params = load_params(tiny, {f"train.{k}": v for k, v in train.items()})
-        return job_name(params, train_config(params, alpha=0.5), "manifest")
-
-    plain = name(variants=1)
-    assert name(variants=1, variant_jitter={"rotate_deg": 2.0}) == plain
-    four = name(variants=4)
-    assert four != plain and name(variants=3) != four
-    assert name(variants=4, variant_jitter={"rotate_deg": 2.0}) != four
-    assert name(variants=4, variant_jitter={"rotate_deg": 5}) == name(variants=4, variant_jitter={"rotate_deg": 5.0})
-
-
-def test_precomputed_features_of_face_variants_match_frnet(tiny, frnet, tmp_path):
-    """With variants, the file holds f and f(hflip) of each fixed variant, looked up per sample."""
-    import torch
-
-    from lrface.data.augment import VariantJitter, face_variants
-    from lrface.data.datasets import open_shards
-    from lrface.data.tensors import iter_face_batches
-    from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
-
-    shards = open_shards(load_params(tiny), "train")
-    jitter = VariantJitter()
-    where = features_path(tmp_path, shards, "frnet", 3, jitter)
-    assert where not in (features_path(tmp_path, shards, "frnet"), features_path(tmp_path, shards, "frnet", 2, jitter),
-                         features_path(tmp_path, shards, "frnet", 3, VariantJitter(shift_px=1.0)))
-    lookup = HrFeatureLookup.from_file(compute_hr_features(shards, frnet, where, batch_size=16, progress=False,
-                                                           variants=3, jitter=jitter))
-    assert lookup.variants == 3
-    batch = next(iter_face_batches(shards, ["hr_png"], 6, split="train", extra_columns=("sample_id",)))
-    ids, variant = batch["sample_id"], torch.tensor([0, 1, 2, 2, 1, 0])
-    flip = torch.tensor([False, True, False, True, False, True])
-    hr = torch.cat([face_variants(batch["hr_png"][i : i + 1], ids[i : i + 1], int(k), jitter)
-                    for i, k in enumerate(variant)])
-    hr[flip] = hr[flip].flip(-1)
-    with torch.inference_mode():
-        direct = frnet(hr)
-    assert torch.allclose(lookup(ids, flip, torch.device("cpu"), variant), direct, atol=1e-4)
-    assert not torch.allclose(lookup(ids, flip, torch.device("cpu")), direct, atol=1e-2)  # variant 0's differ
-    with pytest.raises(ValueError, match="variant 3"):
-        lookup(ids[:1], flip[:1], torch.device("cpu"), torch.tensor([3]))
-
-
 def test_warm_start_begins_from_the_model_the_sweep_names(tiny):
     """At lr 0 the weights never move, so a finished training holds exactly the weights it started
     from: the alpha-0 model for a warm start, the seeded srnet-init otherwise."""

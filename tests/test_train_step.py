@@ -105,50 +105,6 @@ def test_camera_batches_draw_a_new_corruption_per_sample_and_step(tiny):
     assert torch.equal((b.lr * 255).round().to(torch.uint8), want.permute(0, 3, 1, 2))
 
 
-def test_variant_batches_pair_each_variant_with_its_own_lr_face_and_feature(tiny):
-    """With face variants, each sample's HR face is one of its fixed variants (drawn per sample,
-    seeded), flipped as drawn; its LR face is that face downsampled as the shards' were, and the
-    f(HR) looked up is the variant's, flip included."""
-    from lrface.data.augment import VariantJitter, face_variant
-    from lrface.data.degrade import downsample
-
-    rows = _rows(open_shards(load_params(tiny), "train"), 16)
-    jitter = VariantJitter()
-    asked = []
-
-    def lookup(ids, flipped, device, variant=None):
-        asked.append((list(ids), flipped.clone(), variant))
-        return torch.zeros(len(ids), 128)
-
-    def batch(step, variants=3):
-        return make_batch(rows, step, 0, 0, (4, 8, 16), True, lookup, variants=variants, jitter=jitter)
-
-    a = batch(7)
-    assert torch.equal(a.lr, batch(7).lr) and torch.equal(a.hr, batch(7).hr)  # deterministic for a seed
-    ids, flipped, variant = asked[0]
-    assert variant is not None and set(variant.tolist()) <= {0, 1, 2} and len(set(variant.tolist())) > 1
-    plain = make_batch(rows, 7, 0, 0, (4, 8, 16), True)  # the same step without variants
-    assert plain.factor == a.factor
-    size = tuple(a.lr.shape[-2:])
-    for i, k in enumerate(variant.tolist()):
-        if k == 0:  # the face itself, with the shards' own LR face
-            assert torch.equal(a.hr[i], plain.hr[i]) and torch.equal(a.lr[i], plain.lr[i])
-            continue
-        hr = np.asarray(face_variant(tensor_faces(rows["hr_png"][i]), ids[i], k, jitter))
-        if flipped[i]:
-            hr = hr[:, ::-1].copy()
-        assert torch.equal((a.hr[i] * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(hr))
-        lr = downsample(hr, size)
-        assert torch.equal((a.lr[i] * 255).round().to(torch.uint8).permute(1, 2, 0), torch.from_numpy(lr))
-    assert batch(7, variants=1).lr.shape == plain.lr.shape and asked[-1][2] is None  # off: the plain lookup
-
-
-def tensor_faces(png: bytes) -> np.ndarray:
-    from lrface.data.images import decode_png
-
-    return decode_png(bytes(png))
-
-
 def test_mixed_batches_are_clean_or_camera_per_step(tiny):
     from lrface.data.degrade import SurveillanceConfig
     from lrface.train.config import camera_share

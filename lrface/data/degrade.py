@@ -14,6 +14,7 @@ it reused one corruption for the whole training.)
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -21,7 +22,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from lrface.hashing import keyed_rng
 from lrface.sizes import FACE_HEIGHT, FACE_WIDTH, parse_size, size_name
 from lrface.typed import from_mapping, is_number
 
@@ -108,7 +108,8 @@ def downsample(face: np.ndarray, hw: tuple[int, int], kernel: str = "bicubic") -
 
 
 def _rng(seed: int, sample_id: str, size: str) -> np.random.Generator:
-    return keyed_rng(f"{seed}/{sample_id}/{size}")
+    digest = hashlib.sha256(f"{seed}/{sample_id}/{size}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 def _motion_blur(img: Image.Image, length: int, angle: float) -> Image.Image:
@@ -174,15 +175,10 @@ def draw_scale(scale_range: tuple[float, float], rng: np.random.Generator) -> fl
     return float(np.exp(rng.uniform(lo, hi)))
 
 
-def lr_face(face: np.ndarray, size: str, kernel: str = "bicubic") -> np.ndarray:
-    """The LR face of size ``size`` ('14x12', ...) of an aligned face, as the shards hold it."""
-    return downsample(face, parse_size(size), kernel)
-
-
 def make_lr(face: np.ndarray, cfg: DegradeConfig) -> dict[str, np.ndarray]:
     """The shards' LR versions of one aligned face (``degrade.kernel`` at each of ``degrade.sizes``),
     keyed by size name ('14x12', ...)."""
-    return {name: lr_face(face, name, cfg.kernel) for name in cfg.sizes}
+    return {name: downsample(face, parse_size(name), cfg.kernel) for name in cfg.sizes}
 
 
 def small_face_frame(image: np.ndarray, landmarks: np.ndarray, width_px: float,

@@ -18,12 +18,6 @@ def faces_to_tensor(faces: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def tensor_to_faces(batch: torch.Tensor) -> list[np.ndarray]:
-    """A float batch ``(N, 3, H, W)`` in ``[0, 1]`` -> uint8 RGB ``(H, W, 3)`` faces (exact for
-    batches made by :func:`faces_to_tensor`)."""
-    return list(batch.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
-
-
 def png_to_tensor(blobs: Sequence[bytes]) -> torch.Tensor:
     """Decode same-sized PNGs into one float batch in ``[0, 1]``."""
     return faces_to_tensor([decode_png(b) for b in blobs])

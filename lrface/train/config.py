@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lrface.data.augment import VariantJitter
 from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping, is_number
@@ -27,10 +26,6 @@ class TrainConfig:
     factors: tuple[int, ...] = (4, 8, 16)
     factor_weights: tuple[float, ...] | None = None  # relative odds of each factor per batch; None: equal
     flip: bool = True
-    # fixed geometric variants per training face (lrface.data.augment), one drawn per sample and
-    # step; f(HR) of each is precomputed like the face's own. 1: the faces as they are
-    variants: int = 1
-    variant_jitter: VariantJitter = field(default_factory=VariantJitter)
     # bicubic: the shards' clean LR faces at train.factors; surveillance: the camera chain
     # (degrade.surveillance) drawn per sample and step from the HR face, at a scale from its range;
     # mixed: each step one or the other, the camera chain with odds camera_share
@@ -51,7 +46,7 @@ class TrainConfig:
     storage_path: str = "ray_results"  # under paths.work_dir unless absolute
     register: bool = True
     placement_strategy: str = "PACK"  # Ray placement group: PACK, SPREAD (one worker per node), ...
-    hr_feature_cache: bool = True  # f(HR) computed once per image, flip and variant (FRNet is frozen)
+    hr_feature_cache: bool = True  # f(HR) computed once per image and flip (FRNet is frozen)
     # The sweep (DVC stages train@<alpha>): alpha -> the model its SRNet starts from
     sweep: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SWEEP))
     init_from: str | None = None  # start of a training outside the sweep (members: the sweep's); None: seeded
@@ -61,12 +56,6 @@ class TrainConfig:
         d = dict(d)
         d["sweep"] = sweep_of(d)
         d.pop("alphas", None)
-        if isinstance(d.get("variant_jitter"), Mapping):
-            jitter = from_mapping(VariantJitter, d["variant_jitter"], "train.variant_jitter")
-            bad = {k: v for k, v in asdict(jitter).items() if not is_number(v)}
-            if bad:
-                raise ValueError(f"train.variant_jitter values must be numbers, got {bad}")
-            d["variant_jitter"] = VariantJitter(**{k: float(v) for k, v in asdict(jitter).items()})  # 5 == 5.0
         cfg = from_mapping(cls, d, "train", tuples=("factors", "factor_weights"))
         for key in cfg.sweep:
             try:
@@ -97,11 +86,6 @@ class TrainConfig:
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise ValueError(f"train.placement_strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, "
                              f"got {cfg.placement_strategy!r}")
-        if not isinstance(cfg.variants, int) or isinstance(cfg.variants, bool) or not 1 <= cfg.variants <= 16:
-            raise ValueError(f"train.variants must be an integer from 1 to 16, got {cfg.variants!r}")
-        if not isinstance(cfg.variant_jitter, VariantJitter):
-            raise ValueError(f"train.variant_jitter must be a mapping, got {cfg.variant_jitter!r}")
-        cfg.variant_jitter.check()
         if cfg.seed < 0:
             raise ValueError(f"train.seed must be >= 0, got {cfg.seed}")
         if cfg.steps < 1 or cfg.checkpoint_every < 1 or cfg.validate_every < 1:

@@ -13,9 +13,9 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -39,9 +39,6 @@ from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
 from lrface.train.warm_start import init_weights
 
-if TYPE_CHECKING:
-    import ray.train
-
 
 @dataclass
 class TrainOutput:
@@ -55,9 +52,8 @@ class TrainOutput:
 
 # Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
 # (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
-# the run resumes.) job_name adds camera_share for mixed, the face variants when on, and
-# lr_schedule and steps under cosine (where lr_step and lr_gamma stay in the identity though unused:
-# changing them starts a new run).
+# the run resumes.) job_name adds camera_share for mixed, and lr_schedule and steps under cosine
+# (where lr_step and lr_gamma stay in the identity though unused: changing them starts a new run).
 IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
                  "flip", "degradation", "seed", "dataset")
 
@@ -86,8 +82,6 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
         ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
         if cfg.degradation == "mixed":
             ident["camera"]["share"] = camera_share(cfg)
-    if cfg.variants > 1:  # the faces' geometric variants shape what is trained
-        ident["variants"] = {"count": cfg.variants, "jitter": asdict(cfg.variant_jitter)}
     if init_sha256:
         ident["init"] = init_sha256
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -150,18 +144,6 @@ def _dvc_hash(path: Path) -> str:
     return ""
 
 
-def ordered_ingest() -> ray.train.DataConfig:
-    """Ray Train's split of the training input across workers, in block order: each worker's
-    rows, and their order, follow from the shuffle seed alone. (Train's default copies the
-    driver's ``preserve_order``, off by default, and then the order blocks finish in decides
-    which worker gets which rows.) The order never costs throughput here: one split per step."""
-    import ray.train
-
-    options = ray.train.DataConfig.default_ingest_options()
-    options.preserve_order = True
-    return ray.train.DataConfig(execution_options=options)
-
-
 def run_training(params: Params, alpha: float | None = None, name: str | None = None,
                  fault: dict[str, Any] | None = None, track: bool = True, progress: bool = True) -> TrainOutput:
     """Train SRNet for one alpha on Ray Train; see the module docstring."""
@@ -196,11 +178,6 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                              "machine's SQLite store; set MLFLOW_TRACKING_URI to a tracking server")
     shards = open_shards(params, cfg.dataset)
     shards.verify()
-    kernel = DegradeConfig.from_dict(params.get("degrade")).kernel
-    made_with = shards.manifest.get("params", {}).get("degrade", {}).get("kernel", kernel)
-    if cfg.variants > 1 and made_with != kernel:  # variants' LR faces must be made as the shards' were
-        raise ValueError(f"train.variants: degrade.kernel is {kernel!r} but the shards' LR faces were made with "
-                         f"{made_with!r} ({shards.manifest_path}); re-run the shards stage or set degrade.kernel")
     init = init_weights(params, cfg.init_from)  # a missing or mismatched start model fails here
     job = job_name(params, cfg, manifest_digest(shards.manifest_path), init[1] if init else None,
                    f"{frnet_sha}-{precision}")
@@ -224,9 +201,8 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         frnet = load_frnet(frnet_path, precision=precision)
         torch.set_num_threads(os.cpu_count() or 1)
         key = f"{frnet_sha}-{precision}"
-        path = features_path(ws.local / "cache" / "hr_features", shards, key, cfg.variants, cfg.variant_jitter)
-        path = compute_hr_features(shards, frnet, path, progress=progress, variants=cfg.variants,
-                                   jitter=cfg.variant_jitter)
+        path = compute_hr_features(shards, frnet, features_path(ws.local / "cache" / "hr_features", shards, key),
+                                   progress=progress)
         hr_features = ray.put(HrFeatureLookup.from_file(path))  # to every worker, any node
     columns = ["sample_id", "hr_png"]
     if cfg.degradation != "surveillance":  # the camera chain makes its LR faces from hr_png
@@ -263,7 +239,6 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": train_ds},
-        dataset_config=ordered_ingest(),
     )
     try:
         result = trainer.fit()

@@ -231,7 +231,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     while step < tcfg.steps:
         t0 = time.perf_counter()
         batch = make_batch(next(batches), step, rank, tcfg.seed, tcfg.factors, tcfg.flip, hr_lookup, device,
-                           tcfg.factor_weights, camera, degrade.kernel, share, tcfg.variants, tcfg.variant_jitter)
+                           tcfg.factor_weights, camera, degrade.kernel, share)
         t_data = time.perf_counter() - t0
         finite.step = step + 1
         parts = train_step(ddp, loss_fn, opt, sched, batch, finite)

@@ -14,16 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.data.augment import VariantJitter, face_variants
-from lrface.data.degrade import SurveillanceConfig, camera_chain, draw_scale, lr_face, scale_size
-from lrface.data.images import decode_png
+from lrface.data.degrade import SurveillanceConfig, camera_chain, draw_scale, scale_size
 from lrface.data.shards import lr_column
-from lrface.data.tensors import faces_to_tensor, png_to_tensor, tensor_to_faces
+from lrface.data.tensors import faces_to_tensor, png_to_tensor
 from lrface.losses import JointLoss, LossParts
 from lrface.sizes import FACTOR_SIZES
 
 CAMERA_STREAM = 0xCA  # keeps the camera chain's draws apart from other uses of the same seeds
-VARIANT_STREAM = 0x7A  # the per-sample choice of face variant
 
 
 class NonFiniteLossError(RuntimeError):
@@ -58,27 +55,15 @@ def draw_factor(factors: Sequence[int], weights: Sequence[float] | None, rng: to
 def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors: Sequence[int], flip: bool,
                hr_lookup: Callable[..., torch.Tensor] | None = None, device: torch.device | str = "cpu",
                factor_weights: Sequence[float] | None = None, camera: SurveillanceConfig | None = None,
-               kernel: str = "bicubic", camera_share: float = 1.0, variants: int = 1,
-               jitter: VariantJitter | None = None) -> Batch:
+               kernel: str = "bicubic", camera_share: float = 1.0) -> Batch:
     """Decode shard ``rows`` (``hr_png``, ``sample_id`` and, unless every step uses ``camera``,
     ``lr_<size>_png``) into a training batch with random horizontal flips and f(HR) looked up if
-    given. With ``variants`` > 1 each HR face is first replaced by one of its fixed geometric
-    variants (drawn per sample; variant 0 is the face). The LR faces are the shards' at one factor
-    drawn for the step (odds ``factor_weights``; a variant's own are made from it the way the
-    shards' were, ``kernel``) or, with ``camera`` (on a ``camera_share`` of the steps, drawn per
-    step alike on every rank), the camera chain applied to each flipped HR face with its own draw
-    (downsampling with ``kernel``, ``degrade.kernel``), at one scale per step."""
+    given. The LR faces are the shards' at one factor drawn for the step (odds ``factor_weights``)
+    or, with ``camera`` (on a ``camera_share`` of the steps, drawn per step alike on every rank),
+    the camera chain applied to each flipped HR face with its own draw (downsampling with
+    ``kernel``, ``degrade.kernel``), at one scale per step."""
     scale_rng, flip_rng = step_rngs(seed, step, rank)
     hr = png_to_tensor([bytes(b) for b in rows["hr_png"]])
-    ids = [str(s) for s in rows["sample_id"]]
-    variant = torch.zeros(hr.shape[0], dtype=torch.long)
-    if variants > 1:
-        variant = torch.from_numpy(np.random.default_rng([seed, step, rank, VARIANT_STREAM])
-                                   .integers(0, variants, hr.shape[0]))
-        for k in variant.unique().tolist():
-            if k:
-                pick = (variant == k).nonzero().flatten().tolist()
-                hr[pick] = face_variants(hr[pick], [ids[i] for i in pick], k, jitter)
     flipped = torch.zeros(hr.shape[0], dtype=torch.bool)
     if flip:
         flipped = torch.rand(hr.shape[0], generator=flip_rng) < 0.5
@@ -88,21 +73,12 @@ def make_batch(rows: Mapping[str, Any], step: int, rank: int, seed: int, factors
         camera = None
     if camera is None:
         factor: float = draw_factor(factors, factor_weights, scale_rng)
-        size = FACTOR_SIZES[int(factor)]
-        blobs = rows[lr_column(size)]
-        # a face itself: the shards' LR face (mirrored below if flipped); a variant: its (flipped)
-        # HR face made into an LR face as the shards' were
-        moved = (variant > 0).nonzero().flatten().tolist()
-        made = dict(zip(moved, (lr_face(f, size, kernel) for f in tensor_to_faces(hr[moved])), strict=True))
-        lr = faces_to_tensor([made[i] if i in made else decode_png(bytes(b)) for i, b in enumerate(blobs)])
-        own = (variant == 0) & flipped
-        lr[own] = lr[own].flip(-1)
+        lr = png_to_tensor([bytes(b) for b in rows[lr_column(FACTOR_SIZES[int(factor)])]])
+        lr[flipped] = lr[flipped].flip(-1)
     else:
         factor = draw_scale(camera.scale, np.random.default_rng([seed, step, CAMERA_STREAM]))  # same on all ranks
         lr = camera_faces(hr, scale_size(factor), camera, seed, step, rank, kernel)
-    feats = None
-    if hr_lookup is not None:
-        feats = hr_lookup(ids, flipped, device, variant) if variants > 1 else hr_lookup(ids, flipped, device)
+    feats = hr_lookup(rows["sample_id"], flipped, device) if hr_lookup is not None else None
     return Batch(lr.to(device), hr.to(device), factor, feats)
 
 
@@ -110,8 +86,9 @@ def camera_faces(hr: torch.Tensor, hw: tuple[int, int], camera: SurveillanceConf
                  rank: int, kernel: str = "bicubic") -> torch.Tensor:
     """LR faces of ``hw`` from HR faces (``(N, 3, 112, 96)`` in [0, 1]) through the camera chain,
     sample ``i`` with its own draw of (seed, step, rank, i): never the same corruption twice."""
+    faces = (hr.permute(0, 2, 3, 1) * 255.0).round().to(torch.uint8).numpy()
     out = [camera_chain(face, hw, camera, np.random.default_rng([seed, step, rank, i, CAMERA_STREAM]), kernel)
-           for i, face in enumerate(tensor_to_faces(hr))]
+           for i, face in enumerate(faces)]
     return faces_to_tensor(out)
 
 
