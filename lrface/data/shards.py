@@ -199,10 +199,11 @@ class ShardSet:
         storage) reads them here and hands the rows to Ray's object store instead.
 
         ``shuffle_seed``: a global shuffle of all rows (across shards), in a new order on every
-        execution of the dataset (every training epoch), the sequence of orders fixed by the seed
-        where Ray Data preserves block order (``execution_options.preserve_order``, as the tests
-        set it; otherwise the order blocks finish in plays a part too); the shards are then read
-        here, once (see :func:`_shuffled`).
+        execution of the dataset (every training epoch), the sequence of orders fixed by the seed:
+        the dataset preserves block order (``execution_options.preserve_order``), so the order
+        blocks finish in plays no part; a consumer that splits it must keep that option (training
+        does: :func:`lrface.train.job.ordered_ingest`). The shards are then read here, once (see
+        :func:`_shuffled`).
         """
         import ray.data
         from ray.data.expressions import col
@@ -242,9 +243,11 @@ def _shuffled(ds, seed: int | None):
     those blocks: re-reading the shards as well stalled every training worker for 9-13 s at each
     epoch boundary, against 0.2-0.3 s now (``bench/epoch_boundary.py``). The object store holds
     the read rows for the dataset's lifetime beside each epoch's shuffled copy: about twice the
-    training set's bytes."""
+    training set's bytes. Blocks keep their order through the read, the materialisation and the
+    shuffle, so the seed alone fixes every epoch's order."""
     if seed is None:
         return ds
     from ray.data import RandomSeedConfig
 
+    ds.context.execution_options.preserve_order = True  # this dataset's own copy of the DataContext
     return ds.materialize().random_shuffle(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))
