@@ -16,19 +16,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-import yaml
-
-
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for kv in pairs:
-        if "=" not in kv:
-            raise SystemExit(f"-S expects key=value, got {kv!r}")
-        k, v = kv.split("=", 1)
-        out[k] = yaml.safe_load(v)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,17 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("train")
     p.add_argument("--alpha", type=float, required=True)
     p = sub.add_parser("evaluate")
-    p.add_argument("--dataset", default="lfw")
+    p.add_argument("--dataset", help="the dataset to evaluate on (sets evaluate.dataset; default: params)")
     p = sub.add_parser("pipeline")
     p.add_argument("--alphas", default=None, help="comma-separated; default: the alphas of train.sweep")
     args = ap.parse_args(argv)
 
     import os
 
+    from lrface.cli import parse_overrides
     from lrface.config import load_params, mark_process_env
+    from lrface.schema import typed_section
 
     params_path = str(Path(args.params).resolve())
-    overrides = _overrides(args.set) or None
+    overrides = parse_overrides(args.set) or None
+    if args.flow == "evaluate" and args.dataset:
+        overrides = {**(overrides or {}), "evaluate.dataset": args.dataset}
     params = load_params(params_path, overrides)  # -S > env > params.yaml, as every entry point
     print(f"python -m flows {args.flow}: {params.describe()}", file=sys.stderr)
     api = params.get_dotted("orchestration.prefect_api_url")
@@ -75,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.flow == "train":
         state = f.train(args.alpha, params_path, overrides, return_state=True)
     elif args.flow == "evaluate":
-        state = f.evaluate(params_path, overrides, args.dataset, return_state=True)
+        state = f.evaluate(params_path, overrides, typed_section(params, "evaluate").dataset, return_state=True)
     else:
         alphas = [float(a) for a in args.alphas.split(",")] if args.alphas else None
         state = f.pipeline(params_path, overrides, alphas, return_state=True)

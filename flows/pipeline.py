@@ -113,13 +113,15 @@ def evaluate(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
 def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> int:
     """How many trainings fit side by side: ``orchestration.parallel_trainings`` or, when
     ``auto``, the cluster's CPUs (or GPUs) over what one job asks for (at least 1)."""
+    from lrface.schema import typed_section
+
     p = params_of(params_path, overrides)
-    setting = (p.get("orchestration") or {}).get("parallel_trainings", "auto")
+    setting = typed_section(p, "orchestration").parallel_trainings
     if setting != "auto":
-        return max(1, int(setting))
-    t = p.section("train")
-    cpus_per_job = int(t["num_workers"]) * int(t.get("threads_per_worker", 1)) + 1  # + the trainer's driver
-    address = p.get_dotted("ray.address") or "local"
+        return int(setting)
+    t = typed_section(p, "train")
+    cpus_per_job = t.num_workers * t.threads_per_worker + 1  # + the trainer's driver
+    address = typed_section(p, "ray").address or "local"
     if address == "local":
         return max(1, (os.cpu_count() or 1) // cpus_per_job)
     import ray
@@ -128,8 +130,8 @@ def parallel_trainings(params_path: str, overrides: dict[str, Any] | None) -> in
 
     init_ray(address)
     res = ray.cluster_resources()
-    if t.get("use_gpu"):
-        return max(1, int(res.get("GPU", 0)) // int(t["num_workers"]))
+    if t.use_gpu:
+        return max(1, int(res.get("GPU", 0)) // t.num_workers)
     return max(1, int(res.get("CPU", 0)) // cpus_per_job)
 
 
@@ -138,14 +140,15 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
              alphas: list[float] | None = None) -> dict[str, Any]:
     """Prepare every dataset, train every alpha of ``train.sweep`` (a model that starts from
     another waits for it; the rest run concurrently when resources allow), evaluate."""
+    from lrface.schema import typed_section
     from lrface.train.config import sweep_order, train_config
 
     log = get_run_logger()
     p = params_of(params_path, overrides)
     sweep = train_config(p).sweep
-    if alphas is not None:  # a subset of the sweep (or alphas outside it, from their own start)
-        sweep = {f"{float(a):g}": sweep.get(f"{float(a):g}", "srnet-init") for a in alphas}
-    for dataset in p.section("data")["datasets"]:
+    if alphas is not None:  # a subset of the sweep, or alphas outside it from where training starts them
+        sweep = {f"{float(a):g}": train_config(p, float(a)).init_from for a in alphas}
+    for dataset in typed_section(p, "data").datasets or {}:
         prepare(dataset, params_path, overrides)
     if "srnet-init" in sweep.values():  # before any training, so their cache keys see it
         init_model(params_path, overrides)
@@ -159,5 +162,5 @@ def pipeline(params_path: str = "params.yaml", overrides: dict[str, Any] | None 
                                                                                          overrides)
                        for a in wave[i : i + width]]
             trained += [f.result() for f in futures]
-    result = evaluate(params_path, overrides, p.section("evaluate").get("dataset", "lfw"), None, trained)
+    result = evaluate(params_path, overrides, typed_section(p, "evaluate").dataset, None, trained)
     return {"trained": trained, "evaluation": result}

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lrface.inference import FaceVerifier, InferenceError
+from lrface.inference import FaceEmbedding, FaceVerifier, InferenceError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 CACHE_SCHEMA = pa.schema([
@@ -77,7 +77,11 @@ def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, b
     rows: list[dict[str, Any]] = []
     todo: list[tuple[Path, os.stat_result]] = []
     for p in files:
-        st = p.stat()
+        try:
+            st = p.stat()
+        except OSError as e:  # gone or unreadable since it was listed: recorded, not fatal
+            rows.append(_row(root, p, None, fp, error=f"{p}: unreadable ({e.strerror or e})"))
+            continue
         r = old.get(str(p))
         if r and r["size"] == st.st_size and r["mtime_ns"] == st.st_mtime_ns and r["fingerprint"] == fp:
             rows.append(r)
@@ -100,24 +104,26 @@ def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, b
                    {r["path"]: r["error"] for r in rows if r["error"] is not None}, reused, len(todo))
 
 
+def _row(root: Path, p: Path, st: os.stat_result | None, fp: str, emb: FaceEmbedding | None = None,
+         error: str | None = None) -> dict[str, Any]:
+    """One cache row: a file's embedding, or why it has none."""
+    return {"path": str(p), "size": st.st_size if st else -1, "mtime_ns": st.st_mtime_ns if st else -1,
+            "fingerprint": fp, "identity": identity_of(root, p), "error": error,
+            "route": emb.route if emb else None, "grid": emb.size if emb else None,
+            "embedding": emb.embedding.tolist() if emb else None}
+
+
 def _embed_chunk(verifier: FaceVerifier, root: Path, chunk, fp: str) -> list[dict[str, Any]]:
     """Embed a batch; a bad file is recorded with its reason and the others still go through."""
-    def base(p: Path, st: os.stat_result) -> dict[str, Any]:
-        return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "fingerprint": fp,
-                "identity": identity_of(root, p)}
-
     try:
         embs = verifier.embed([p for p, _ in chunk])
-        return [{**base(p, st), "error": None, "route": e.route, "grid": e.size, "embedding": e.embedding.tolist()}
-                for (p, st), e in zip(chunk, embs, strict=True)]
+        return [_row(root, p, st, fp, e) for (p, st), e in zip(chunk, embs, strict=True)]
     except InferenceError:
         pass  # one bad file in the batch: embed one by one to record which
     out = []
     for p, st in chunk:
         try:
-            e = verifier.embed([p])[0]
-            out.append({**base(p, st), "error": None, "route": e.route, "grid": e.size,
-                        "embedding": e.embedding.tolist()})
+            out.append(_row(root, p, st, fp, verifier.embed([p])[0]))
         except InferenceError as err:
-            out.append({**base(p, st), "error": str(err), "route": None, "grid": None, "embedding": None})
+            out.append(_row(root, p, st, fp, error=str(err)))
     return out

@@ -100,6 +100,12 @@ def sections() -> dict[str, Callable[[Mapping[str, Any]], Any]]:
     }
 
 
+def typed_section(params: Mapping[str, Any], name: str) -> Any:
+    """Section ``name`` of ``params`` as its typed config (the class's defaults where
+    params.yaml leaves a key out): the one way code outside a section's owner reads it."""
+    return sections()[name](params.get(name) or {})
+
+
 def _check_sweep_keys(train: Mapping[str, Any]) -> None:
     """DVC's ``foreach`` makes no stage for a numeric key (YAML ``0.5:``), silently: refuse it."""
     sweep = train.get("sweep")

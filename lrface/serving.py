@@ -63,7 +63,7 @@ def verifier_pyfunc_class() -> Any:
                     faces = [row.get("face_a"), row.get("face_b")]
                     faces = [None if f is None or f != f else _face_index(f, k) for f, k in
                              zip(faces, ("face_a", "face_b"), strict=True)]  # NaN from pandas: none given
-                    res = self.verifier.verify(a, b, faces)
+                    res = self.verifier.verify(a, b, faces, names=("image_a", "image_b"))
                 except InferenceError as e:
                     raise MlflowException(f"row {i}: {e}", error_code=INVALID_PARAMETER_VALUE) from e
                 d = res.as_dict()
@@ -95,7 +95,9 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
     import mlflow
     from mlflow import MlflowClient
 
-    digest = hashlib.sha256(f"{verifier.fingerprint}/{json.dumps(verifier.thresholds, sort_keys=True)}".encode())
+    key = {"embedding": verifier.fingerprint, "config": asdict(verifier.config), "model": verifier.model_name,
+           "thresholds": verifier.thresholds}  # the fixed threshold and FAR live in the config
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     fingerprint = digest.hexdigest()[:32]
     if register:
         same = MlflowClient().search_model_versions(

@@ -10,20 +10,47 @@ def _run(*args, **kw):
 
 
 def test_import_lrface_pulls_no_orchestration():
+    """Loading params (every stage does) checks every section, and must pull in no orchestration,
+    and no inference layer either (the align and shards stages load params too)."""
     code = (
         "import sys, lrface, lrface.models, lrface.losses, lrface.checkpoints, lrface.cli, lrface.config;"
-        "bad=[m for m in ('prefect','dvc','ray','mlflow','flows') if m in sys.modules];"
-        "print(bad)"
+        "lrface.config.load_params('params.yaml');"
+        "bad=[m for m in sys.modules if m.split('.')[0] in ('prefect','dvc','ray','mlflow','flows')"
+        " or (m.startswith('lrface.inference.') and m != 'lrface.inference.config')];"
+        "print(sorted(bad))"
     )
     out = _run("-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
 
 
-def test_help_lists_commands():
+def test_inference_package_exports_resolve_lazily():
+    import importlib
+
+    import lrface.inference as inference
+
+    assert sorted(inference.__all__) == sorted(inference._HOME)
+    for name, home in inference._HOME.items():
+        assert getattr(inference, name) is getattr(importlib.import_module(f"lrface.inference.{home}"), name)
+    try:
+        inference.no_such_thing  # noqa: B018
+    except AttributeError as e:
+        assert "no_such_thing" in str(e)
+    else:
+        raise AssertionError("an unknown name resolved")
+
+
+def test_help_lists_every_command():
+    from lrface.cli import COMMANDS
+
     out = _run("-m", "lrface.cli", "--help")
     assert out.returncode == 0
-    assert "info" in out.stdout
+    assert all(name in out.stdout for name in COMMANDS)
+
+
+def test_identify_refuses_a_top_k_below_one():
+    out = _run("-m", "lrface.cli", "identify", "probe.jpg", "--gallery", "g", "--top-k", "0")
+    assert out.returncode == 2 and "--top-k" in out.stderr and "expected an integer >= 1" in out.stderr
 
 
 def test_info_reports_sizes():

@@ -21,11 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from lrface.eval.registry import comparison, comparison_markdown, promote
     from lrface.eval.report import protocol_text
     from lrface.protocols import PROTOCOLS, protocol_name
+    from lrface.schema import typed_section
     from lrface.tracking import setup_mlflow
 
     params = params_from_args(args)
     setup_mlflow(params)
-    dataset = params.get_dotted("evaluate.dataset", "lfw")
+    dataset = typed_section(params, "evaluate").dataset
     for protocol in PROTOCOLS:
         name = protocol_name(dataset, protocol)
         rows = [r for r in comparison(f"{name}/") if r.metrics or protocol == "clean"]

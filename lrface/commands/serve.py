@@ -9,18 +9,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lrface.commands import params_from_args
+from lrface.commands import add_model_arguments, params_from_args, positive_int
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     p.add_argument("--port", type=int, default=5001)
-    p.add_argument("--srnet", default="", metavar="SPEC",
-                   help="SRNet checkpoint path or models:/... (default: inference.srnet)")
-    p.add_argument("--bicubic", action="store_true", help="serve without SRNet")
-    p.add_argument("--threshold", type=float)
+    add_model_arguments(p)
     p.add_argument("--model-uri", help="serve this logged verifier (models:/lrface-verifier/N) as it is")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--workers", type=positive_int, default=1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,11 +33,14 @@ def run(args: argparse.Namespace) -> int:
         from lrface.inference import load_verifier
         from lrface.serving import log_verifier
 
-        v = load_verifier(params, None if args.bicubic else args.srnet, args.threshold)
+        v = load_verifier(params, None if args.bicubic else args.srnet, args.threshold, args.protocol)
+        if not v.thresholds and v.config.threshold is None:  # it would answer every request with an error
+            raise ValueError(f"no thresholds for {v.model_name}: evaluate it first (lrface evaluate), or pass "
+                             "--threshold")
         with tempfile.TemporaryDirectory() as d:
             srnet_path = save_srnet(v.srnet, Path(d) / "srnet.pt") if v.srnet is not None else None
             uri = log_verifier(v, srnet_path, params.path("frnet_checkpoint"))
-        print(f"logged {uri} ({v.model_name}; thresholds {v.thresholds or 'fixed ' + str(args.threshold)})",
+        print(f"logged {uri} ({v.model_name}; thresholds {v.thresholds or f'fixed {v.config.threshold:g}'})",
               flush=True)
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     cmd = [mlflow_bin, "models", "serve", "-m", uri, "--env-manager", "local", "-h", args.host,

@@ -16,22 +16,46 @@ for), and aligns it to the SphereFace template:
 (per probe resolution), not at a magic number. Everything is batched.
 """
 
-from lrface.inference.config import InferenceConfig
-from lrface.inference.faces import (
-    DetectedFace,
-    FaceTooSmallError,
-    ImageInput,
-    InferenceError,
-    NoFaceError,
-    load_image,
-    sr_factor,
-)
-from lrface.inference.loading import load_verifier
-from lrface.inference.thresholds import far_key, thresholds_from_metrics, thresholds_from_mlflow
-from lrface.inference.verifier import FaceEmbedding, FaceVerifier, Verification, cosine
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> the module that holds it, imported on first use: loading params (whose schema checks the
+# ``inference`` section with lrface.inference.config) must not pull in the detector and the nets
+_HOME = {
+    "InferenceConfig": "config",
+    **dict.fromkeys(("DetectedFace", "FaceTooSmallError", "ImageInput", "InferenceError", "NoFaceError",
+                     "load_image", "sr_factor"), "faces"),
+    "load_verifier": "loading",
+    **dict.fromkeys(("far_key", "thresholds_from_metrics", "thresholds_from_mlflow"), "thresholds"),
+    **dict.fromkeys(("FaceEmbedding", "FaceVerifier", "Verification", "cosine"), "verifier"),
+}
 __all__ = [
     "DetectedFace", "FaceEmbedding", "FaceTooSmallError", "FaceVerifier", "ImageInput", "InferenceConfig",
     "InferenceError", "NoFaceError", "Verification", "cosine", "far_key", "load_image", "load_verifier",
     "sr_factor", "thresholds_from_metrics", "thresholds_from_mlflow",
 ]
+
+if TYPE_CHECKING:
+    from lrface.inference.config import InferenceConfig
+    from lrface.inference.faces import (
+        DetectedFace,
+        FaceTooSmallError,
+        ImageInput,
+        InferenceError,
+        NoFaceError,
+        load_image,
+        sr_factor,
+    )
+    from lrface.inference.loading import load_verifier
+    from lrface.inference.thresholds import far_key, thresholds_from_metrics, thresholds_from_mlflow
+    from lrface.inference.verifier import FaceEmbedding, FaceVerifier, Verification, cosine
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'lrface.inference' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"lrface.inference.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value

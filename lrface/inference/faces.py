@@ -60,7 +60,10 @@ def load_image(img: ImageInput, name: str, limits: DecodeLimits) -> np.ndarray:
             path = Path(img)
             if not path.is_file():
                 raise InferenceError(f"{name}: no such file")
-            img = path.read_bytes()
+            try:
+                img = path.read_bytes()
+            except OSError as e:  # permissions, a file gone since the check: this input fails, not the batch
+                raise InferenceError(f"{name}: unreadable ({e.strerror or e})") from e
         return decode_rgb(img, name, limits)
     except BadImage as e:
         raise InferenceError(f"{name}: {e.reason}{': ' + e.detail if e.detail else ''}") from e

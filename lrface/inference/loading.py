@@ -21,8 +21,10 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
     ``inference.protocol``) from MLflow or metrics.json."""
     from lrface.checkpoints import load_frnet, load_srnet
     from lrface.models.precision import resolve_precision
+    from lrface.schema import typed_section
 
     cfg = InferenceConfig.from_dict(params.get("inference"))
+    evaluate = typed_section(params, "evaluate")
     if threshold is not None or protocol is not None:
         cfg = InferenceConfig.from_dict({**asdict(cfg), "threshold": threshold if threshold is not None else cfg.threshold,
                                          "protocol": protocol or cfg.protocol})
@@ -41,16 +43,15 @@ def load_verifier(params, srnet: str | None = "", threshold: float | None = None
         model, name = load_srnet(spec), str(spec)
     if cfg.threshold is None:
         digest = weights_digest(model).hexdigest() if model is not None and not from_mlflow else None
-        dataset = params.get_dotted("evaluate.dataset", "lfw")
+        dataset = evaluate.dataset
         protocol, clean = protocol_name(dataset, cfg.protocol), protocol_name(dataset, "clean")
         thresholds = thresholds_from_mlflow(spec if model is not None else None, cfg.far, digest, protocol, clean)
         if set(thresholds) <= {HR_SIZE}:  # no low-resolution calibration in MLflow: metrics.json
-            rel = params.section("evaluate").get("metrics_file", "metrics.json")
-            mfile = params.workspace().pull(rel, missing_ok=True)
+            mfile = params.workspace().pull(evaluate.metrics_file, missing_ok=True)
             if mfile.is_file():
                 label = (name if from_mlflow else checkpoint_label(spec)) if model is not None else "bicubic"
                 found = thresholds_from_metrics(json.loads(mfile.read_text()), label, cfg.far, protocol, clean)
                 thresholds = {**thresholds, **found}
-    precision = resolve_precision(params.get_dotted("frnet.precision", "auto"))
+    precision = resolve_precision(typed_section(params, "frnet").precision)
     return FaceVerifier(load_frnet(params.path("frnet_checkpoint"), precision=precision), model, cfg, thresholds,
-                        model_name=name, lr_kernel=params.get_dotted("degrade.kernel", "bicubic"))
+                        model_name=name, lr_kernel=typed_section(params, "degrade").kernel)

@@ -87,8 +87,9 @@ class FaceVerifier:
 
     @property
     def fingerprint(self) -> str:
-        """Digest of everything an embedding depends on: weights, inference settings and the code
-        that detects, aligns, degrades, restores and embeds."""
+        """Digest of everything an embedding (or an image's rejection) depends on: weights,
+        inference settings, decode limits and the code that detects, aligns, degrades, restores
+        and embeds."""
         from lrface.code_digest import code_digest
         from lrface.models import weights_digest
 
@@ -96,7 +97,8 @@ class FaceVerifier:
         h.update(code_digest("inference", "data", "models").encode())
         c = self.config
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
-                             c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision]).encode())
+                             c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision,
+                             c.max_pixels, c.min_side]).encode())
         return h.hexdigest()[:16]
 
     @property
@@ -166,8 +168,11 @@ class FaceVerifier:
         sa, sb = (f.size if isinstance(f, FaceEmbedding) else f for f in (a, b))
         return threshold_for(sa, sb, self.thresholds, self.config, self.model_name)
 
-    def verify(self, a: ImageInput, b: ImageInput, face_index: Sequence[int | None] | None = None) -> Verification:
-        ea, eb = self.embed([a, b], face_index)
+    def verify(self, a: ImageInput, b: ImageInput, face_index: Sequence[int | None] | None = None,
+               names: Sequence[str] | None = None) -> Verification:
+        """Same person or not, at the calibrated (or fixed) threshold; ``names`` label the inputs
+        in errors (default: their paths, or ``<image i>``)."""
+        ea, eb = self.embed([a, b], face_index, names)
         sim = cosine(ea.embedding, eb.embedding)
         thr, size = self.threshold_for(ea, eb)
         fixed = self.config.threshold is not None
