@@ -19,10 +19,16 @@ from lrface.locations import train_summary_rel
 
 
 def permanent_error_types() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the input is wrong": retrying cannot help (the CLI layer's list)."""
-    from lrface.commands import permanent_errors
+    """Errors that mean "the input is wrong" (bad shard, checkpoint, pairs file, storage, a NaN
+    loss): retrying the same task cannot help."""
+    from lrface.checkpoints import CheckpointError
+    from lrface.data.shards import ShardError
+    from lrface.data.sources import PairsFileError
+    from lrface.storage import StorageError
+    from lrface.train.step import NonFiniteLossError
 
-    return permanent_errors()
+    return (FileNotFoundError, ValueError, KeyError, TypeError, CheckpointError, ShardError, PairsFileError,
+            NonFiniteLossError, StorageError)
 
 
 def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
@@ -31,8 +37,8 @@ def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Pre
         state.result()
     except permanent_error_types():
         return False
-    except Exception:
-        return True
+    except Exception:  # noqa: BLE001 - anything else may be transient (a dropped connection)
+        pass
     return True
 
 

@@ -1,6 +1,7 @@
 """The ``lrface`` command line: one entry point, one sub-command per pipeline step.
 
-Sub-command modules are imported lazily so ``lrface --help`` stays fast and ``import lrface``
+Every sub-command module is imported to build the parser, so each keeps its heavy imports (torch
+models, Ray, MLflow) inside its run functions: ``lrface --help`` stays fast and ``import lrface``
 pulls in no orchestration dependencies.
 """
 
@@ -11,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-# name -> (module, run function, help). Each module defines add_arguments(parser).
+# name -> (module, run function, help); the argument function is add_arguments unless ARGUMENTS says.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "info": ("lrface.commands.info", "run", "show the configured SRNet and FRNet: parameters, size"),
     "align": ("lrface.commands.data", "run_align", "detect and align the faces of a dataset (Ray)"),

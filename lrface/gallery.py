@@ -8,6 +8,7 @@ failed); only new or changed files are embedded again, and removed ones drop out
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,13 @@ class Gallery:
         k = min(top_k, sims.shape[1])
         idx = np.argsort(-sims, axis=1)[:, :k]
         return [[(int(j), float(sims[i, j])) for j in row] for i, row in enumerate(idx)]
+
+
+def default_cache_path(work_dir: Path, root: Path) -> Path:
+    """Where a gallery folder's embeddings are cached unless told: one file per folder, under the
+    work dir."""
+    name = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
+    return Path(work_dir) / "cache" / "gallery" / f"{name}.parquet"
 
 
 def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, batch: int = 64,

@@ -85,8 +85,7 @@ def _face_index(value, field: str) -> int:
     return int(index)
 
 
-def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_path: str | Path,
-                 register: bool = True) -> str:
+def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_path: str | Path) -> str:
     """Log the verifier as a pyfunc model in a new MLflow run and register it; returns its model
     URI. A verifier registered before with the same weights, settings and thresholds is reused,
     so serving the same thing again adds no version."""
@@ -99,11 +98,10 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
            "thresholds": verifier.thresholds}  # the fixed threshold and FAR live in the config
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     fingerprint = digest.hexdigest()[:32]
-    if register:
-        same = MlflowClient().search_model_versions(
-            f"name = '{VERIFIER_MODEL}' and tags.`lrface.fingerprint` = '{fingerprint}'")
-        if same:
-            return f"models:/{VERIFIER_MODEL}/{max(int(v.version) for v in same)}"
+    same = MlflowClient().search_model_versions(
+        f"name = '{VERIFIER_MODEL}' and tags.`lrface.fingerprint` = '{fingerprint}'")
+    if same:
+        return f"models:/{VERIFIER_MODEL}/{max(int(v.version) for v in same)}"
     with tempfile.TemporaryDirectory() as d, mlflow.start_run(run_name="lrface-verifier",
                                                                tags={"lrface.kind": "serving"}):
         meta = Path(d) / "meta.json"
@@ -115,8 +113,6 @@ def log_verifier(verifier: FaceVerifier, srnet_path: str | Path | None, frnet_pa
             artifacts["srnet"] = str(srnet_path)
         info = mlflow.pyfunc.log_model(name="verifier", python_model=verifier_pyfunc_class()(),
                                        artifacts=artifacts, pip_requirements=PIP_REQUIREMENTS)
-        if not register:
-            return info.model_uri
         mv = mlflow.register_model(info.model_uri, VERIFIER_MODEL,
                                    tags={"srnet": verifier.model_name, "lrface.fingerprint": fingerprint})
         return f"models:/{VERIFIER_MODEL}/{mv.version}"

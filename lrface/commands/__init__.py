@@ -8,19 +8,6 @@ import argparse
 from lrface.config import Params, load_params
 
 
-def permanent_errors() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the input is wrong" (bad shard, checkpoint, pairs file, storage, a NaN
-    loss): retrying the same command cannot help."""
-    from lrface.checkpoints import CheckpointError
-    from lrface.data.shards import ShardError
-    from lrface.data.sources import PairsFileError
-    from lrface.storage import StorageError
-    from lrface.train.step import NonFiniteLossError
-
-    return (FileNotFoundError, ValueError, KeyError, TypeError, CheckpointError, ShardError, PairsFileError,
-            NonFiniteLossError, StorageError)
-
-
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Which SRNet, and which thresholds decide: shared by verify, identify and serve."""
     from lrface.protocols import PROTOCOLS

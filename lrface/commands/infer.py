@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 
 from lrface.commands import add_model_arguments, params_from_args, positive_int
@@ -69,15 +68,14 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_identify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lrface.gallery import build_gallery
+    from lrface.gallery import build_gallery, default_cache_path
     from lrface.inference import InferenceError
     from lrface.inference.thresholds import decided_by
 
     params = params_from_args(args)
     v = _verifier(args, params)
     root = Path(args.gallery).resolve()
-    cache = Path(args.cache) if args.cache else (
-        params.path("work_dir") / "cache" / "gallery" / f"{hashlib.sha256(str(root).encode()).hexdigest()[:16]}.parquet")
+    cache = Path(args.cache) if args.cache else default_cache_path(params.path("work_dir"), root)
     gallery = build_gallery(v, root, cache, progress=not args.no_progress)
     if not gallery.paths:
         raise ValueError(f"{root}: no gallery image has a usable face ({len(gallery.failed)} failed)")
