@@ -207,6 +207,8 @@ def test_served_model_answers_and_rejects_bad_requests(work, landmarks, tmp_path
         for bad in (not_image, b"", b"this is not json", b'{"dataframe_records": [{"image_a": "%%%"}]}', *bad_faces):
             status, body = _post(url, bad)
             assert 400 <= status < 500, (bad[:40], status, body)
+        _, body = _post(url, not_image)
+        assert "image_a" in json.dumps(body), body  # the error names the request field that is bad
         status, _ = _post(url, good)  # still serving
         assert status == 200
     finally:
