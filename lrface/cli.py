@@ -73,9 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         module, func, _ = COMMANDS[args.command]
         return int(_load(module, func)(args) or 0)
-    except (OSError, ValueError, RuntimeError) as e:  # OSError: files, storage, connections
+    except _user_errors() as e:
         print(f"lrface {args.command}: error: {e}", file=sys.stderr)
         return 1
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a command reports as one line instead of a traceback: files, storage and connections
+    (OSError), bad values, failed runs, and the tracking server's answers (MlflowException: an
+    unreachable server, a missing model or alias), the latter only once a command has loaded
+    MLflow, so commands without it never import it."""
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError)
+    mlflow_errors = sys.modules.get("mlflow.exceptions")
+    return errors + (mlflow_errors.MlflowException,) if mlflow_errors else errors
 
 
 if __name__ == "__main__":

@@ -67,3 +67,11 @@ def test_override_and_clear_error_for_missing_checkpoint():
     out = _run("-m", "lrface.cli", "-S", "paths.frnet_checkpoint=/nonexistent/x.ckpt", "info")
     assert out.returncode == 1
     assert "/nonexistent/x.ckpt" in out.stderr
+
+
+def test_compare_on_an_empty_store_says_so(tmp_path):
+    """No evaluations in the tracking store: one line saying what to run, not an empty table."""
+    done = _run("-m", "lrface.cli", "-S", f"paths.work_dir={tmp_path}", "compare")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "no evaluation runs and no registered SRNet versions" in out and "| model |" not in out

@@ -46,7 +46,7 @@ def _register(client, alpha, path):
     return _log_and_register(path, run.info.run_id, TrainConfig(alpha=alpha), SRNetConfig())
 
 
-def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
+def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path, capsys):
     from mlflow import MlflowClient
 
     from lrface.checkpoints import save_srnet
@@ -136,6 +136,11 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path):
     assert by_surv["metric"] == "lfw_surv/auc_28x24" and by_surv["moved"]
     best = max(versions, key=lambda v: surv[names[versions.index(v)], "28x24"].auc)
     assert by_surv["best_version"] == best
+    # the registry's refusal (MLflow reserves "v<N>" aliases) is one line naming it, not a traceback
+    from lrface.cli import main
+
+    assert main(["--params", str(small_lfw), "compare", "--promote-by", "acc_28x24", "--alias", "v1"]) == 1
+    assert "lrface compare: error:" in capsys.readouterr().err
 
 
 def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):

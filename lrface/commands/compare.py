@@ -18,6 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from lrface.config import redact
     from lrface.eval.registry import comparison, comparison_markdown, promote
     from lrface.eval.report import protocol_text
     from lrface.protocols import PROTOCOLS, protocol_name
@@ -26,11 +29,15 @@ def run(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     setup_mlflow(params)
+    uri = redact(mlflow.get_tracking_uri())
     dataset = typed_section(params, "evaluate").dataset
     for protocol in PROTOCOLS:
         name = protocol_name(dataset, protocol)
         rows = [r for r in comparison(f"{name}/") if r.metrics or protocol == "clean"]
-        if protocol == "clean" or rows:
+        if protocol == "clean" and not rows:
+            print(f"no evaluation runs and no registered SRNet versions in {uri}: run `lrface evaluate` "
+                  "(or `dvc repro`) against this tracking URI first")
+        elif protocol == "clean" or rows:
             print(f"{protocol_text(name)[0]} ({name}/{args.metric}_*):\n{comparison_markdown(rows, args.metric)}")
     if args.promote_by:
         print(json.dumps(promote(args.promote_by, args.alias), indent=2))
