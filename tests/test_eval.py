@@ -140,7 +140,8 @@ def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path, capsys):
     from lrface.cli import main
 
     assert main(["--params", str(small_lfw), "compare", "--promote-by", "acc_28x24", "--alias", "v1"]) == 1
-    assert "lrface compare: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lrface compare: error:" in err and "'v1'" in err and "Traceback" not in err
 
 
 def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
