@@ -122,32 +122,50 @@ def _ray_ports() -> list[str]:
     return [f"{n}={free_port()}" for n in names]
 
 
+class _NodeExited(RuntimeError):
+    pass
+
+
 @contextmanager
-def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cpus: int = 1):
+def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cpus: int = 1, attempts: int = 3):
     """A Ray head and a worker node in its own mount namespace where every path in ``hidden`` is
-    an empty tmpfs. Yields the address and node ids."""
+    an empty tmpfs. Yields the address and node ids.
+
+    Ray gives a joining node a fixed 30 s to register with the GCS; on 2 busy cores (the other
+    test worker training beside us) that can pass, and ``ray start`` exits. The worker node is
+    then started again, up to ``attempts`` times, each attempt's output appended to its log."""
     port = free_port()
     env = child_env(**RAY_ENV)
     common = ["--block", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     head_cmd = [str(BIN / "ray"), "start", "--head", f"--port={port}", f"--num-cpus={head_cpus}", "--include-dashboard=false",
                 f"--ray-client-server-port={free_port()}", *common, *_ray_ports()]
     mounts = " && ".join(f"mount -t tmpfs -o size=1m lrface-hidden {p}" for p in hidden)
-    worker = " ".join([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}", f"--num-cpus={worker_cpus}",
-                       *common, *_ray_ports()])
-    worker_cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", f"{mounts} && exec {worker}"]
     procs: list[subprocess.Popen] = []
     try:
         with open(log_dir / "ray-head.log", "w") as hl, open(log_dir / "ray-worker.log", "w") as wl:
             procs.append(subprocess.Popen(head_cmd, env=env, stdout=hl, stderr=subprocess.STDOUT,
                                           start_new_session=True))
             wait_tcp(port, procs[0], timeout=120)
-            procs.append(subprocess.Popen(worker_cmd, env=env, stdout=wl, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-            nodes = _wait_nodes(f"127.0.0.1:{port}", 2, procs)
+            for attempt in range(1, attempts + 1):
+                worker = " ".join([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}",
+                                   f"--num-cpus={worker_cpus}", *common, *_ray_ports()])
+                worker_cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                              f"{mounts} && exec {worker}"]
+                wl.write(f"--- worker node, attempt {attempt}/{attempts}\n")
+                wl.flush()
+                procs.append(subprocess.Popen(worker_cmd, env=env, stdout=wl, stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+                try:
+                    nodes = _wait_nodes(f"127.0.0.1:{port}", 2, head=procs[0], worker=procs[-1])
+                    break
+                except _NodeExited:
+                    stop(procs.pop())
+                    if attempt == attempts:
+                        raise
             yield {"address": f"127.0.0.1:{port}", **nodes}
     finally:
         for p in reversed(procs):
-            stop(p)
+            stop(p, grace=5)  # a Ray node drains for up to 30 s on SIGTERM; nothing here needs it
 
 
 _PROBE = """
@@ -181,12 +199,14 @@ def probe(address: str, want_nodes: int, paths: list[str] | None = None) -> dict
     return json.loads(line.removeprefix("PROBE"))
 
 
-def _wait_nodes(address: str, n: int, procs: list[subprocess.Popen], timeout: float = 120) -> dict:
+def _wait_nodes(address: str, n: int, head: subprocess.Popen, worker: subprocess.Popen,
+                timeout: float = 120) -> dict:
     t0 = time.time()
     while time.time() - t0 < timeout:
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"a Ray node exited ({p.returncode}); see ray-*.log")
+        if head.poll() is not None:
+            raise RuntimeError(f"the Ray head exited ({head.returncode}); see ray-head.log")
+        if worker.poll() is not None:
+            raise _NodeExited(f"the Ray worker node exited ({worker.returncode}); see ray-worker.log")
         got = probe(address, n)
         if got["n"] >= n:
             return {"head": got["head"], "worker": got["worker"]}

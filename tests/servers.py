@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -48,15 +48,17 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     raise TimeoutError(f"{url} not healthy after {timeout} s")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the process group we started (by its PID), then SIGKILL what is left."""
+def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the process group we started (by its PID), after ``grace`` seconds SIGKILL what is
+    left of it, also children that outlived a leader which already exited (a failed ``ray start``'s
+    raylet)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @contextmanager

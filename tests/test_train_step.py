@@ -138,7 +138,6 @@ def _train(tiny, frnet, sign: float, steps: int = 120) -> tuple[dict[str, float]
     """Train a small SRNet on 14x12 faces; the validator's scores on held-out faces and on the
     first 64 training faces."""
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     shards = open_shards(load_params(tiny), "train")
     model = SRNet(SRNetConfig(n_feats=16, n_blocks=4))
     loss_fn = JointLoss(frnet, 1.0)
