@@ -122,9 +122,15 @@ def test_every_entry_point_applies_the_precedence(tmp_path, monkeypatch, capsys,
 
 
 def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkeypatch):
+    import ray
+
     from flows.pipeline import parallel_trainings
     from flows.tasks import params_of
 
+    # lrface.ray_env.init_ray keeps a Ray this process is already connected to, whatever the
+    # address: one an earlier test in this worker left up would answer instead of 127.0.0.1:9.
+    if ray.is_initialized():
+        ray.shutdown()
     path = _params_file(tmp_path)
     monkeypatch.setenv("LRFACE_RAY_ADDRESS", "127.0.0.1:9")
     assert params_of(path, None).get_dotted("ray.address") == "127.0.0.1:9"
