@@ -159,9 +159,10 @@ def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cp
                     nodes = _wait_nodes(f"127.0.0.1:{port}", 2, head=procs[0], worker=procs[-1])
                     break
                 except _NodeExited:
-                    stop(procs.pop())
+                    stop(procs.pop(), leftovers=True)
                     if attempt == attempts:
                         raise
+                    _wait_gone(f"127.0.0.1:{port}", 2)  # a raylet that did register must be dead first
             yield {"address": f"127.0.0.1:{port}", **nodes}
     finally:
         for p in reversed(procs):
@@ -173,7 +174,7 @@ import json, os, sys, ray
 ray.init(address=sys.argv[1], log_to_driver=False)
 alive = [n for n in ray.nodes() if n["Alive"]]
 out = {"n": len(alive)}
-if len(alive) >= int(sys.argv[2]):
+if 0 < int(sys.argv[2]) <= len(alive):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as On
     head = next(n["NodeID"] for n in alive if "node:__internal_head__" in n["Resources"])
     worker = next(n["NodeID"] for n in alive if n["NodeID"] != head)
@@ -190,13 +191,24 @@ print("PROBE" + json.dumps(out))
 
 
 def probe(address: str, want_nodes: int, paths: list[str] | None = None) -> dict:
-    """Ask the cluster (from a separate driver process) for its nodes and what each one can read."""
+    """Ask the cluster (from a separate driver process) for its nodes and, once it has
+    ``want_nodes`` of them, what each one can read (``want_nodes`` 0: only count them)."""
     out = subprocess.run([sys.executable, "-c", _PROBE, address, str(want_nodes), json.dumps(paths or [])],
                          env=child_env(**RAY_ENV), capture_output=True, text=True, timeout=120)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PROBE")), None)
     if line is None:
         raise RuntimeError(f"cluster probe failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
     return json.loads(line.removeprefix("PROBE"))
+
+
+def _wait_gone(address: str, n: int, timeout: float = 90) -> None:
+    """Wait until the cluster has fewer than ``n`` live nodes (the GCS marks a killed one dead
+    after its heartbeat times out), so a new node, not a dying one, is what the next wait counts."""
+    t0 = time.time()
+    while probe(address, 0)["n"] >= n:
+        if time.time() - t0 > timeout:
+            raise TimeoutError(f"a killed Ray node still counts as alive at {address} after {timeout} s")
+        time.sleep(2)
 
 
 def _wait_nodes(address: str, n: int, head: subprocess.Popen, worker: subprocess.Popen,

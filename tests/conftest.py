@@ -20,24 +20,33 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _share_the_cores() -> None:
-    """Under pytest-xdist, each test process (and what it starts) gets its share of the cores.
+def _thread_share() -> int | None:
+    """Under pytest-xdist, each test process's share of the cores (else None: torch's default).
 
     Two workers on two cores that both run torch with a thread per core spin against each other:
     a short training took 2.8x as long with 2 threads as with 1 beside a 2-thread load. So each
-    worker's torch, and through ``OMP_NUM_THREADS`` its subprocesses' (CLI runs, ``dvc repro``
-    stages), use cores / workers threads; Ray workers set their own (``train.threads_per_worker``).
+    worker's torch (reset before every test: ``run_training`` sets the driver's to all cores) and,
+    through ``OMP_NUM_THREADS``, its subprocesses' (CLI runs, ``dvc repro`` stages) use cores /
+    workers threads; Ray workers set their own (``train.threads_per_worker``).
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    if workers > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if workers < 2:
+        return None
+    threads = max(1, len(os.sched_getaffinity(0)) // workers)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    return threads
+
+
+THREAD_SHARE = _thread_share()
+
+
+@pytest.fixture(autouse=True)
+def _share_the_cores():
+    if THREAD_SHARE is not None:
         import torch
 
-        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        torch.set_num_threads(THREAD_SHARE)
 
-
-_share_the_cores()
 
 
 # The files that take longest (worker-seconds in a full run on 2 cores: about 1,180, 1,100, 660,

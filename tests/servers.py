@@ -48,16 +48,19 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
     raise TimeoutError(f"{url} not healthy after {timeout} s")
 
 
-def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+def stop(proc: subprocess.Popen, grace: float = 20, leftovers: bool = False) -> None:
     """SIGTERM the process group we started (by its PID), after ``grace`` seconds SIGKILL what is
-    left of it, also children that outlived a leader which already exited (a failed ``ray start``'s
-    raylet)."""
-    if proc.poll() is None:
+    left of it. A leader that had already exited is only waited for, unless ``leftovers``: then
+    its group is killed too (a failed ``ray start`` leaves its raylet; call it right away, before
+    the group's id could be reused)."""
+    alive = proc.poll() is None
+    if alive:
         os.killpg(proc.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=grace)
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    if alive or leftovers:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
