@@ -48,7 +48,6 @@ def _share_the_cores():
         torch.set_num_threads(THREAD_SHARE)
 
 
-
 # The files that take longest (worker-seconds in a full run on 2 cores: about 1,180, 1,100, 660,
 # 290, 150, 100; the next is under 95). pytest-xdist hands out whole files in collection order
 # (`--no-loadscope-reorder` in pyproject.toml; its default puts files with many quick tests first
