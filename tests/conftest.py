@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.servers import INHERITED_MLFLOW
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LRFACE_SHARED", REPO.parent / "shared")).resolve()
 FRNET_CKPT = SHARED / "weights" / "mobilefacenet_casia_112x96.ckpt"
@@ -46,6 +48,23 @@ def _share_the_cores():
         import torch
 
         torch.set_num_threads(THREAD_SHARE)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_stay_in_their_test():
+    """Undo the MLflow URIs and experiment a test's in-process tracking wrote into ``os.environ``.
+
+    ``lrface.tracking.setup_mlflow`` points MLflow at the test's store, and MLflow copies the URIs
+    and the experiment id into the environment, where every later subprocess of this worker (a CLI run, say) would take it
+    as the user's: ``compare`` on an empty store then listed another test's registered models.
+    """
+    before = {name: os.environ.get(name) for name in INHERITED_MLFLOW}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 # The files that take longest (worker-seconds in a full run on 2 cores: about 1,180, 1,100, 660,

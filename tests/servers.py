@@ -18,8 +18,8 @@ QUIET_ENV = {
     "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", "DVC_NO_ANALYTICS": "1",
 }
 
-# MLflow writes the URIs this process set up into these; a child working elsewhere must not inherit them.
-INHERITED_MLFLOW = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+# MLflow writes the URIs (and experiment) this process set up into these; a child working elsewhere must not inherit them.
+INHERITED_MLFLOW = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -3,10 +3,12 @@ import subprocess
 import sys
 
 from tests.conftest import REPO
+from tests.servers import child_env
 
 
 def _run(*args, **kw):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, **kw)
+    """The CLI as a user starts it: no MLflow URI or experiment that this test process set up."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, env=child_env(), **kw)
 
 
 def test_import_lrface_pulls_no_orchestration():
