@@ -23,7 +23,12 @@ from lrface.data.images import decode_rgb, load_rgb
 from lrface.models.mtcnn import PNet, SamePool
 from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """One torch thread, as an alignment actor runs the detector (after conftest's share, which
+    would give each test cores / workers threads)."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
