@@ -16,26 +16,45 @@ LOOPBACK_ENV = {**QUIET_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH
 
 
 _started_local = False
+_connected: tuple[str, str | None] | None = None  # (requested address, GCS address) of init_ray's last connection
+
+
+def _gcs_address() -> str | None:
+    """The GCS this process's Ray talks to (None where the runtime context does not say: Ray Client)."""
+    import ray
+
+    try:
+        return ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001 -- only used to tell whether the connection is still ours
+        return None
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: Any) -> None:
     """Connect to ``address`` (``"auto"``, ``"ray://host:10001"``, ``"host:6379"``) or start a
-    loopback-only local Ray when it is empty/``"local"``. No-op if Ray is already up.
+    loopback-only local Ray when it is empty/``"local"``. No-op if this function already connected
+    the process to the same address; a different one raises ``RuntimeError`` naming both (a job
+    asked to run on a cluster must not run quietly on the local Ray instead). A Ray that something
+    else connected (``ray.init`` outside lrface, a Ray worker) is kept as it is.
 
     ``address`` is ``ray.address`` of the merged params (``-S`` > ``LRFACE_RAY_ADDRESS`` >
     params.yaml): this function reads no environment of its own."""
     import ray
 
-    global _started_local
+    global _started_local, _connected
+    address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
     if ray.is_initialized():
+        ours = _connected is not None and _connected[1] == _gcs_address()
+        if ours and _connected[0] != address:
+            raise RuntimeError(f"Ray in this process is already connected to {_connected[0]!r}, not to the "
+                               f"requested ray.address {address!r}; call ray.shutdown() first to switch")
+        _started_local = _started_local and ours
         too_small = num_cpus is not None and ray.cluster_resources().get("CPU", 0) < num_cpus
-        if not (_started_local and too_small and (address or "local") == "local"):
+        if not (_started_local and too_small and address == "local"):
             return
         ray.shutdown()  # our own local Ray, started smaller than this job needs: restart it
-    address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
     for k, v in (LOOPBACK_ENV if address == "local" else QUIET_ENV).items():
         os.environ.setdefault(k, v)
-    _started_local = address == "local"
+    _started_local, _connected = address == "local", None
     if address == "local":
         ray.init(
             address="local",
@@ -49,6 +68,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     else:
         check_reachable(address)
         ray.init(address=address, **kwargs)
+    _connected = (address, _gcs_address())
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:

@@ -127,8 +127,8 @@ def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkey
     from flows.pipeline import parallel_trainings
     from flows.tasks import params_of
 
-    # lrface.ray_env.init_ray keeps a Ray this process is already connected to, whatever the
-    # address: one an earlier test in this worker left up would answer instead of 127.0.0.1:9.
+    # a local Ray an earlier test in this worker left up would make init_ray refuse the switch to
+    # 127.0.0.1:9 (test below) before it is tried
     if ray.is_initialized():
         ray.shutdown()
     path = _params_file(tmp_path)
@@ -142,6 +142,32 @@ def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkey
     assert parallel_trainings(path, {"ray.address": "local"}) >= 1  # -S: no cluster is contacted
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9 does not answer"):
         parallel_trainings(path, None)  # the env's cluster address is used, and fails fast
+
+
+def test_init_ray_never_switches_clusters_silently():
+    """Connected by init_ray to one address, a request for another fails naming both (it used to
+    keep the first: a job meant for a cluster ran on the local Ray); the same address reuses it; a
+    Ray that something else connected is kept."""
+    import ray
+
+    from lrface.ray_env import init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    try:
+        init_ray("local", num_cpus=1)
+        gcs = ray.get_runtime_context().gcs_address
+        init_ray(None)  # empty means local: the same Ray
+        assert ray.get_runtime_context().gcs_address == gcs
+        with pytest.raises(RuntimeError, match=r"already connected to 'local', not to the requested "
+                                               r"ray\.address '127\.0\.0\.1:9'"):
+            init_ray("127.0.0.1:9")
+        ray.shutdown()
+        ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=1)
+        init_ray("127.0.0.1:9")  # not init_ray's connection: left alone, nothing contacted
+        assert ray.is_initialized() and ray.get_runtime_context().gcs_address != gcs
+    finally:
+        ray.shutdown()
 
 
 def test_a_single_lfw_fold_is_refused_at_load_naming_the_param(tmp_path):
