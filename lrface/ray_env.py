@@ -34,7 +34,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     loopback-only local Ray when it is empty/``"local"``. No-op if this function already connected
     the process to the same address; a different one raises ``RuntimeError`` naming both (a job
     asked to run on a cluster must not run quietly on the local Ray instead). A Ray that something
-    else connected (``ray.init`` outside lrface, a Ray worker) is kept as it is.
+    else connected (``ray.init`` outside lrface, a Ray worker), or one whose GCS address the runtime
+    context does not give (Ray Client, ``ray://``), is kept as it is. Addresses compare as written:
+    ``auto`` and ``host:6379`` of the same cluster count as different.
 
     ``address`` is ``ray.address`` of the merged params (``-S`` > ``LRFACE_RAY_ADDRESS`` >
     params.yaml): this function reads no environment of its own."""
@@ -43,7 +45,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     global _started_local, _connected
     address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
     if ray.is_initialized():
-        ours = _connected is not None and _connected[1] == _gcs_address()
+        now = _gcs_address()  # None (Ray Client, a dead connection): cannot tell, so not ours
+        ours = _connected is not None and now is not None and _connected[1] == now
         if ours and _connected[0] != address:
             raise RuntimeError(f"Ray in this process is already connected to {_connected[0]!r}, not to the "
                                f"requested ray.address {address!r}; call ray.shutdown() first to switch")

@@ -55,8 +55,10 @@ def _mlflow_uris_stay_in_their_test():
     """Undo the MLflow URIs and experiment a test's in-process tracking wrote into ``os.environ``.
 
     ``lrface.tracking.setup_mlflow`` points MLflow at the test's store, and MLflow copies the URIs
-    and the experiment id into the environment, where every later subprocess of this worker (a CLI run, say) would take it
-    as the user's: ``compare`` on an empty store then listed another test's registered models.
+    and the experiment id into the environment, where every later subprocess of this worker (a CLI
+    run, say) would take them as the user's: ``compare`` on an empty store then listed another
+    test's registered models. Only the environment is restored (what subprocesses inherit), and
+    only what a test changed: in-process code calls ``setup_mlflow`` itself before it tracks.
     """
     before = {name: os.environ.get(name) for name in INHERITED_MLFLOW}
     yield

@@ -25,10 +25,13 @@ from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> None:
+def _one_thread():
     """One torch thread, as an alignment actor runs the detector (after conftest's share, which
-    would give each test cores / workers threads)."""
+    would give each test cores / workers threads); the count before is put back after."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
