@@ -15,7 +15,6 @@ QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 LOOPBACK_ENV = {**QUIET_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
 
 
-_started_local = False
 _connected: tuple[str, str | None] | None = None  # (requested address, GCS address) of init_ray's last connection
 
 
@@ -42,7 +41,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     params.yaml): this function reads no environment of its own."""
     import ray
 
-    global _started_local, _connected
+    global _connected
     address = address or "local"  # ray.address, already merged with LRFACE_RAY_ADDRESS and -S
     if ray.is_initialized():
         now = _gcs_address()  # None (Ray Client, a dead connection): cannot tell, so not ours
@@ -50,14 +49,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
         if ours and _connected[0] != address:
             raise RuntimeError(f"Ray in this process is already connected to {_connected[0]!r}, not to the "
                                f"requested ray.address {address!r}; call ray.shutdown() first to switch")
-        _started_local = _started_local and ours
         too_small = num_cpus is not None and ray.cluster_resources().get("CPU", 0) < num_cpus
-        if not (_started_local and too_small and address == "local"):
+        if not (ours and too_small and address == "local"):
             return
         ray.shutdown()  # our own local Ray, started smaller than this job needs: restart it
     for k, v in (LOOPBACK_ENV if address == "local" else QUIET_ENV).items():
         os.environ.setdefault(k, v)
-    _started_local, _connected = address == "local", None
+    _connected = None
     if address == "local":
         ray.init(
             address="local",
