@@ -1,10 +1,12 @@
 """Starting or joining Ray: local by default, a cluster by configuration (``ray.address``).
 
-A local Ray binds 127.0.0.1 only, with usage stats, auth tokens and the dashboard off.
+A local Ray binds 127.0.0.1 only, with usage stats, auth tokens and the dashboard off. Every
+job lrface starts runs :func:`quiet_worker_logs` in each of its worker processes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -13,6 +15,50 @@ QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 # Only for the private local Ray: single node on 127.0.0.1, no auth token written to ~/.ray.
 # (A cluster keeps its own auth mode and node addresses.)
 LOOPBACK_ENV = {**QUIET_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+# Ray Train's PlacementGroupCleaner (a detached actor per training) asks the State API every
+# second whether the training's controller still lives. The Ray dashboard serves that API; where
+# it is off (lrface's local Ray, infra/local/start.sh) every ask fails with this warning: about
+# 3,000 lines in a 50-minute training.
+CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
+STATE_API_DOWN = "Failed to query Ray Train Controller actor state"
+
+
+class _FirstStateApiWarning(logging.Filter):
+    """Lets the cleaner's first "State API unavailable" warning through, saying what it means;
+    drops its repeats. Every other record passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(STATE_API_DOWN):
+            return True
+        if self.seen:
+            return False
+        self.seen = True
+        record.msg = (f"{message} (no Ray dashboard, which serves the State API: the placement group of a "
+                      "training whose controller dies is not removed by this watcher; repeats not logged)")
+        record.args = ()
+        return True
+
+
+def quiet_worker_logs() -> None:
+    """Worker setup hook of every Ray job lrface starts (``runtime_env``'s
+    ``worker_process_setup_hook``): the cleaner's repeated warning, once."""
+    log = logging.getLogger(CLEANER_LOGGER)
+    if not any(isinstance(f, _FirstStateApiWarning) for f in log.filters):
+        log.addFilter(_FirstStateApiWarning())
+
+
+def _runtime_env(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs``' runtime_env with :func:`quiet_worker_logs` as its setup hook (a hook given there wins)."""
+    env = dict(kwargs.pop("runtime_env", None) or {})
+    env.setdefault("worker_process_setup_hook", f"{__name__}.quiet_worker_logs")
+    return env
 
 
 _connected: tuple[str, str | None] | None = None  # (requested address, GCS address) of init_ray's last connection
@@ -56,6 +102,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     for k, v in (LOOPBACK_ENV if address == "local" else QUIET_ENV).items():
         os.environ.setdefault(k, v)
     _connected = None
+    runtime_env = _runtime_env(kwargs)
     if address == "local":
         ray.init(
             address="local",
@@ -64,11 +111,12 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
             num_cpus=num_cpus,
             configure_logging=False,
             log_to_driver=True,
+            runtime_env=runtime_env,
             **kwargs,
         )
     else:
         check_reachable(address)
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, runtime_env=runtime_env, **kwargs)
     _connected = (address, _gcs_address())
 
 

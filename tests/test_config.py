@@ -170,6 +170,44 @@ def test_init_ray_never_switches_clusters_silently():
         ray.shutdown()
 
 
+def test_ray_workers_log_the_cleaners_state_api_warning_once():
+    """Every worker of a Ray job init_ray starts runs the setup hook: Ray Train's placement-group
+    cleaner, which warns every second while the State API (the dashboard) is away, warns once,
+    saying what it means; its other warnings pass."""
+    import ray
+
+    from lrface.ray_env import CLEANER_LOGGER, STATE_API_DOWN, init_ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+    @ray.remote
+    def emit() -> list[str]:
+        import logging
+
+        seen: list[str] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record.getMessage())
+
+        log = logging.getLogger(CLEANER_LOGGER)
+        log.addHandler(Keep())
+        for _ in range(3):
+            log.warning(f"{STATE_API_DOWN}. State API may be temporarily unavailable. Continuing to monitor.")
+        log.warning("Detected that the Ray Train controller actor (x) is dead.")
+        return seen
+
+    try:
+        init_ray("local", num_cpus=1)
+        seen = ray.get(emit.remote())
+    finally:
+        ray.shutdown()
+    assert len(seen) == 2, seen
+    assert seen[0].startswith(STATE_API_DOWN) and "no Ray dashboard" in seen[0]
+    assert seen[1].startswith("Detected that the Ray Train controller")
+
+
 def test_a_single_lfw_fold_is_refused_at_load_naming_the_param(tmp_path):
     from lrface.data.datasets import DatasetSpec
     from tests.conftest import REPO
