@@ -26,8 +26,10 @@ importing it (the package imports TensorFlow), or from ``weights_dir``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lrface.models.mtcnn import ONet, PNet, RNet
@@ -128,70 +131,100 @@ def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(idx, n_in - 1), w
 
 
-def _resize_rows(x: torch.Tensor, n_out: int) -> torch.Tensor:
-    """ResizeArea along dim 1 of ``(N, L, R)`` (rows of R contiguous values: whole rows are
-    gathered), without the 1/scale."""
-    idx, w = _area_taps(x.shape[1], n_out)
-    idx_t = torch.from_numpy(idx).to(x.device)
-    w_t = torch.from_numpy(w).to(x.device)
-    acc = x.index_select(1, idx_t[:, 0]).mul_(w_t[:, 0, None])
-    for k in range(1, idx.shape[1]):
-        acc.add_(x.index_select(1, idx_t[:, k]).mul_(w_t[:, k, None]))
-    return acc
+@functools.lru_cache(maxsize=64)
+def _area_matrix(n_in: int, n_outs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR parts (row offsets, columns, float32 values) of ResizeArea's weights from ``n_in`` cells
+    to each of ``n_outs``, stacked: row ``i`` of the result holds output cell ``i`` of its size."""
+    blocks = []
+    for n_out in n_outs:
+        idx, w = _area_taps(n_in, n_out)
+        m = np.zeros((n_out, n_in), np.float32)
+        np.add.at(m, (np.repeat(np.arange(n_out), idx.shape[1]), idx.ravel()), w.ravel())
+        blocks.append(m)
+    m = np.concatenate(blocks)
+    rows, cols = np.nonzero(m)
+    crow = np.zeros(len(m) + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(m)), out=crow[1:])
+    return crow, cols.astype(np.int64), m[rows, cols]
+
+
+def _sparse(n_in: int, n_outs: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    crow, cols, vals = _area_matrix(n_in, n_outs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
+                                       (len(crow) - 1, n_in), check_invariants=False).to(device)
+
+
+def area_pyramid(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x`` to each
+    ``(height, width)`` of ``sizes``, every one from ``x`` itself; results channels-last in memory
+    (what the convolutions run fastest on). Each resize is two sparse matrix products, one image at
+    a time (its rows, then its columns, stay in cache): the rows of every level come from one
+    product over the image, in groups of levels holding at most the image's height in all (so
+    the intermediate is never larger than the image)."""
+    n, c, h, w = x.shape
+    nhwc = x.permute(0, 2, 3, 1)
+    outs = [torch.empty((n, hs, ws, c), dtype=x.dtype, device=x.device) for hs, ws in sizes]
+    groups: list[list[int]] = []
+    for k, (hs, _) in enumerate(sizes):
+        if groups and sum(sizes[j][0] for j in groups[-1]) + hs <= h:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    row_mats = [_sparse(h, tuple(sizes[k][0] for k in g), x.device) for g in groups]
+    col_mats = [_sparse(w, (ws,), x.device) for _, ws in sizes]
+    norms = [float(np.float32(1) / (np.float32(h) / np.float32(hs) * (np.float32(w) / np.float32(ws))))
+             for hs, ws in sizes]
+    for i in range(n):
+        image = nhwc[i].reshape(h, w * c)  # free for channels-last x (the detector's), else a copy
+        for g, rows in zip(groups, row_mats, strict=True):
+            y = torch.sparse.mm(rows, image)  # (sum of the group's heights, w * c)
+            r = 0
+            for k in g:
+                hs, ws = sizes[k]
+                by_col = y[r : r + hs].view(hs, w, c).transpose(0, 1).reshape(w, hs * c)
+                z = torch.sparse.mm(col_mats[k], by_col).view(ws, hs, c)
+                outs[k][i].copy_(z.transpose(0, 1)).mul_(norms[k])
+                r += hs
+    return [o.permute(0, 3, 1, 2) for o in outs]  # NCHW views of NHWC memory: channels-last
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x``; the
-    result is channels-last in memory (what the convolutions run fastest on). Rows, then columns,
-    are resized on pixel-interleaved (NHWC) memory, so every gather copies long contiguous runs."""
-    n, c, n_h, n_w = x.shape
-    norm = np.float32(1.0) / (np.float32(n_h) / np.float32(height) * (np.float32(n_w) / np.float32(width)))
-    y = _resize_rows(x.permute(0, 2, 3, 1).reshape(n, n_h, n_w * c), height)  # (N, height, W*C)
-    y = y.view(n, height, n_w, c).transpose(1, 2).reshape(n, n_w, height * c)  # (N, W, height*C)
-    z = _resize_rows(y, width).view(n, width, height, c).mul_(float(norm))
-    return z.permute(0, 3, 2, 1).contiguous(memory_format=torch.channels_last)
+    """One level of :func:`area_pyramid`."""
+    return area_pyramid(x, [(height, width)])[0]
 
 
 def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
     """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of NCHW ``images`` at ``boxes``
     (rows ``image, x1, y1, x2, y2`` in pixels, normalised by the image side as the package does)
-    -> ``(len(boxes), C, size, size)``. Pixels are gathered by flat index from the NHWC view of
-    ``images`` (free for the channels-last batches the detector passes; other layouts are copied)."""
-    _, _, h, w = images.shape
+    -> ``(len(boxes), C, size, size)``, channels-last. Samples at ``corner * (side - 1)`` plus
+    equal steps; one inside ``[0, side - 1]`` on both axes is bilinear between its neighbours
+    (``grid_sample`` with ``align_corners``, all boxes of an image in one call), one outside is 0."""
+    _, c, h, w = images.shape
     dev = images.device
-    ids = torch.from_numpy(boxes[:, 0].astype(np.int64)).to(dev)
     norm = (boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w], np.float64)).astype(np.float32)
     y1, x1, y2, x2 = torch.from_numpy(norm).to(dev).unbind(1)
     steps = torch.arange(size, device=dev, dtype=torch.float32)
 
-    def axis(a: torch.Tensor, b: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    def axis(a: torch.Tensor, b: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Grid coordinates in [-1, 1] of the samples along one side, and which lie on the image."""
         step = (b - a) * (n - 1) / (size - 1)
         pos = (a * (n - 1))[:, None] + steps[None, :] * step[:, None]
-        inside = (pos >= 0) & (pos <= n - 1)
-        lo = pos.floor()
-        frac = pos - lo
-        lo_i = lo.long().clamp(0, n - 1)
-        hi_i = pos.ceil().long().clamp(0, n - 1)
-        return lo_i, hi_i, frac, inside
+        return pos / max(n - 1, 1) * 2 - 1, (pos >= 0) & (pos <= n - 1)
 
-    top, bottom, fy, in_y = axis(y1, y2, h)
-    left, right, fx, in_x = axis(x1, x2, w)
-    c = images.shape[1]
-    pixels = images.permute(0, 2, 3, 1).reshape(-1, c)  # one row per pixel (NHWC): gathered below
-    base = ids * (h * w)
-
-    def lerp_row(rows: torch.Tensor) -> torch.Tensor:
-        start = (base[:, None] + rows * w)[:, :, None]  # (N, size, 1): first pixel of each sampled row
-
-        def take(cols: torch.Tensor) -> torch.Tensor:
-            return pixels.index_select(0, (start + cols[:, None, :]).reshape(-1)).view(len(ids), size, size, c)
-
-        a, b = take(left), take(right)  # (N, size, size, C)
-        return a + (b - a) * fx[:, None, :, None]
-
-    upper, lower = lerp_row(top), lerp_row(bottom)
-    out = upper + (lower - upper) * fy[:, :, None, None]
-    out = out * (in_y[:, :, None] & in_x[:, None, :])[..., None]
+    gy, in_y = axis(y1, y2, h)
+    gx, in_x = axis(x1, x2, w)
+    out = torch.empty((len(boxes), size, size, c), dtype=images.dtype, device=dev)
+    ids = boxes[:, 0].astype(np.int64)
+    for i in np.unique(ids):
+        sel = torch.from_numpy(np.flatnonzero(ids == i)).to(dev)
+        k = len(sel)
+        grid = torch.stack([gx[sel, None, :].expand(k, size, size), gy[sel, :, None].expand(k, size, size)], -1)
+        got = F.grid_sample(images[int(i)][None], grid.view(1, k * size, size, 2), mode="bilinear",
+                            padding_mode="zeros", align_corners=True)  # (1, C, k * size, size)
+        out[sel] = got[0].view(c, k, size, size).permute(1, 2, 3, 0)
+    out *= (in_y[:, :, None] & in_x[:, None, :])[..., None]
     return out.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
 
 
@@ -368,13 +401,13 @@ class TorchMTCNN:
 
     def _pnet_stage(self, x: torch.Tensor) -> np.ndarray:
         h, w = x.shape[-2:]
+        # the package truncates side * scale; a level smaller than P-Net's window is skipped
+        scales = [float(s) for s in pyramid_scales(h, w, self.min_face_size)
+                  if int(h * s) >= MIN_SIZE and int(w * s) >= MIN_SIZE]
+        sizes = [(int(h * s), int(w * s)) for s in scales]
         levels = []
-        for scale in pyramid_scales(h, w, self.min_face_size):
-            hs, ws = int(h * scale), int(w * scale)  # the package truncates side * scale
-            if hs < MIN_SIZE or ws < MIN_SIZE:
-                continue  # too small for one P-Net window
-            reg, prob = self._pnet(area_resize(x, hs, ws))
-            found = self._pnet_boxes(reg, prob, float(scale))
+        for level, scale in zip(area_pyramid(x, sizes), scales, strict=True):
+            found = self._pnet_boxes(*self._pnet(level), scale)
             if len(found):
                 levels.append(nms(found, NMS_PNET_LEVEL, "union", sort=False))
         if not levels:
