@@ -18,7 +18,14 @@ from PIL import Image
 from lrface.data import detector as det
 from lrface.data.align import read_landmarks_file
 from lrface.data.degrade import small_face_frame
-from lrface.data.detector import TorchMTCNN, area_resize, crop_and_resize, nms, pyramid_scales
+from lrface.data.detector import (
+    TorchMTCNN,
+    area_pyramid,
+    area_resize,
+    crop_and_resize,
+    nms,
+    pyramid_scales,
+)
 from lrface.data.images import decode_rgb, load_rgb
 from lrface.models.mtcnn import PNet, SamePool
 from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
@@ -104,6 +111,25 @@ def test_area_resize_is_tensorflows_area_average():
     ref = x.repeat_interleave(2, 2).unfold(2, 3, 3).mean(-1).unfold(3, 2, 2).mean(-1)
     assert out.shape == (2, 3, 4, 3)
     assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_area_pyramid_levels_equal_single_resizes():
+    """Levels computed together (rows of several levels in one product) equal each resized alone."""
+    x = torch.from_numpy(np.random.default_rng(1).random((3, 3, 61, 47), np.float32))
+    sizes = [(36, 28), (25, 19), (18, 14), (12, 12), (61, 47), (7, 30)]
+    levels = area_pyramid(x, sizes)
+    for (h, w), got in zip(sizes, levels, strict=True):
+        assert got.shape == (3, 3, h, w) and got.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(got, area_resize(x, h, w), atol=1e-6)
+    assert torch.allclose(levels[4], x, atol=1e-6)  # same size: the identity
+
+
+def test_crop_and_resize_boxes_in_any_image_order():
+    x = torch.from_numpy(np.random.default_rng(2).random((3, 3, 40, 40), np.float32))
+    boxes = np.array([[2, 1, 2, 30, 31], [0, -5, 3, 20, 28], [2, 10, 10, 39, 39], [1, 4, 4, 12, 12]], np.float64)
+    got = crop_and_resize(x, boxes, 12)
+    for j, b in enumerate(boxes):
+        assert torch.allclose(got[j], crop_and_resize(x, b[None], 12)[0], atol=1e-6), j
 
 
 def test_crop_and_resize_samples_on_side_minus_one():

@@ -148,8 +148,16 @@ def _area_matrix(n_in: int, n_outs: tuple[int, ...]) -> tuple[np.ndarray, np.nda
     return crow, cols.astype(np.int64), m[rows, cols]
 
 
-def _sparse(n_in: int, n_outs: tuple[int, ...], device: torch.device) -> torch.Tensor:
+def _area_norm(h: int, w: int, hs: int, ws: int) -> float:
+    """ResizeArea's 1 / (cell area) from ``h x w`` to ``hs x ws``, in float32 as TensorFlow's."""
+    return float(np.float32(1) / (np.float32(h) / np.float32(hs) * (np.float32(w) / np.float32(ws))))
+
+
+def _sparse(n_in: int, n_outs: tuple[int, ...], device: torch.device, scale: float = 1.0) -> torch.Tensor:
+    """:func:`_area_matrix` as a torch CSR tensor, its weights times ``scale``."""
     crow, cols, vals = _area_matrix(n_in, n_outs)
+    if scale != 1.0:
+        vals = vals * np.float32(scale)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
@@ -173,9 +181,7 @@ def area_pyramid(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torc
         else:
             groups.append([k])
     row_mats = [_sparse(h, tuple(sizes[k][0] for k in g), x.device) for g in groups]
-    col_mats = [_sparse(w, (ws,), x.device) for _, ws in sizes]
-    norms = [float(np.float32(1) / (np.float32(h) / np.float32(hs) * (np.float32(w) / np.float32(ws))))
-             for hs, ws in sizes]
+    col_mats = [_sparse(w, (ws,), x.device, scale=_area_norm(h, w, hs, ws)) for hs, ws in sizes]
     for i in range(n):
         image = nhwc[i].reshape(h, w * c)  # free for channels-last x (the detector's), else a copy
         for g, rows in zip(groups, row_mats, strict=True):
@@ -185,7 +191,7 @@ def area_pyramid(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torc
                 hs, ws = sizes[k]
                 by_col = y[r : r + hs].view(hs, w, c).transpose(0, 1).reshape(w, hs * c)
                 z = torch.sparse.mm(col_mats[k], by_col).view(ws, hs, c)
-                outs[k][i].copy_(z.transpose(0, 1)).mul_(norms[k])
+                outs[k][i].copy_(z.transpose(0, 1))
                 r += hs
     return [o.permute(0, 3, 1, 2) for o in outs]  # NCHW views of NHWC memory: channels-last
 
@@ -215,16 +221,24 @@ def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch
 
     gy, in_y = axis(y1, y2, h)
     gx, in_x = axis(x1, x2, w)
-    out = torch.empty((len(boxes), size, size, c), dtype=images.dtype, device=dev)
     ids = boxes[:, 0].astype(np.int64)
-    for i in np.unique(ids):
-        sel = torch.from_numpy(np.flatnonzero(ids == i)).to(dev)
-        k = len(sel)
-        grid = torch.stack([gx[sel, None, :].expand(k, size, size), gy[sel, :, None].expand(k, size, size)], -1)
+    order = np.argsort(ids, kind="stable")  # the detector's boxes come grouped by image already
+    grouped = bool((order == np.arange(len(ids))).all())
+    if not grouped:
+        sel = torch.from_numpy(order).to(dev)
+        gx, gy, in_x, in_y = gx[sel], gy[sel], in_x[sel], in_y[sel]
+    out = torch.empty((len(boxes), size, size, c), dtype=images.dtype, device=dev)
+    first = 0
+    for i, k in zip(*np.unique(ids, return_counts=True), strict=True):
+        part = slice(first, first + int(k))
+        grid = torch.stack([gx[part, None, :].expand(-1, size, size), gy[part, :, None].expand(-1, size, size)], -1)
         got = F.grid_sample(images[int(i)][None], grid.view(1, k * size, size, 2), mode="bilinear",
                             padding_mode="zeros", align_corners=True)  # (1, C, k * size, size)
-        out[sel] = got[0].view(c, k, size, size).permute(1, 2, 3, 0)
+        out[part] = got[0].view(c, k, size, size).permute(1, 2, 3, 0)
+        first += int(k)
     out *= (in_y[:, :, None] & in_x[:, None, :])[..., None]
+    if not grouped:
+        out = out[torch.from_numpy(np.argsort(order)).to(dev)]
     return out.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
 
 
