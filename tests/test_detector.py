@@ -117,11 +117,31 @@ def test_area_pyramid_levels_equal_single_resizes():
     """Levels computed together (rows of several levels in one product) equal each resized alone."""
     x = torch.from_numpy(np.random.default_rng(1).random((3, 3, 61, 47), np.float32))
     sizes = [(36, 28), (25, 19), (18, 14), (12, 12), (61, 47), (7, 30)]
-    levels = area_pyramid(x, sizes)
+    levels = list(area_pyramid(x, sizes))
     for (h, w), got in zip(sizes, levels, strict=True):
         assert got.shape == (3, 3, h, w) and got.is_contiguous(memory_format=torch.channels_last)
         assert torch.allclose(got, area_resize(x, h, w), atol=1e-6)
     assert torch.allclose(levels[4], x, atol=1e-6)  # same size: the identity
+
+
+def test_area_weights_are_a_valid_csr_matrix():
+    """Each row's columns distinct and increasing (a tap clamped onto the last cell is merged into
+    it: 14 -> 13 has one), checked by torch's own CSR invariants; rows sum to the cell's span."""
+    for n_in in range(1, 120):
+        for n_out in range(1, n_in + 1):
+            crow, cols, vals = det._area_matrix(n_in, (n_out,))
+            torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
+                                    (n_out, n_in), check_invariants=True)
+            sums = np.add.reduceat(vals, crow[:-1]) if len(vals) else np.zeros(0)
+            assert np.allclose(sums, n_in / n_out, rtol=1e-5), (n_in, n_out)
+
+
+def test_area_resize_non_integer_ratios_both_ways():
+    x = torch.from_numpy(np.random.default_rng(3).random((2, 3, 12, 10), np.float32))
+    out = area_resize(x, 8, 4)  # rows 12 -> 8 (cells of 1.5), columns 10 -> 4 (cells of 2.5)
+    ref = x.double().repeat_interleave(2, 2).repeat_interleave(2, 3)  # 24 x 20: cells of 3 x 5
+    ref = ref.unfold(2, 3, 3).mean(-1).unfold(3, 5, 5).mean(-1)
+    assert out.shape == (2, 3, 8, 4) and torch.allclose(out.double(), ref, atol=1e-5)
 
 
 def test_crop_and_resize_boxes_in_any_image_order():

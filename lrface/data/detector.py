@@ -30,7 +30,7 @@ import functools
 import importlib.util
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -134,18 +134,24 @@ def _area_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def _area_matrix(n_in: int, n_outs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """CSR parts (row offsets, columns, float32 values) of ResizeArea's weights from ``n_in`` cells
-    to each of ``n_outs``, stacked: row ``i`` of the result holds output cell ``i`` of its size."""
-    blocks = []
+    to each of ``n_outs``, stacked: row ``i`` of the result holds output cell ``i`` of its size.
+    Built from the taps (no dense matrix); a tap clamped onto the last cell (a span ending a float
+    rounding past it) is added to that cell's, so each row's columns are distinct and increasing."""
+    rows, cols, vals = [], [], []
+    first = 0
     for n_out in n_outs:
         idx, w = _area_taps(n_in, n_out)
-        m = np.zeros((n_out, n_in), np.float32)
-        np.add.at(m, (np.repeat(np.arange(n_out), idx.shape[1]), idx.ravel()), w.ravel())
-        blocks.append(m)
-    m = np.concatenate(blocks)
-    rows, cols = np.nonzero(m)
-    crow = np.zeros(len(m) + 1, np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(m)), out=crow[1:])
-    return crow, cols.astype(np.int64), m[rows, cols]
+        keep = w != 0  # taps past the span weigh 0
+        rows.append(np.broadcast_to(np.arange(first, first + n_out)[:, None], idx.shape)[keep])
+        cols.append(idx[keep])
+        vals.append(w[keep])
+        first += n_out
+    key, where = np.unique(np.concatenate(rows) * n_in + np.concatenate(cols), return_inverse=True)
+    merged = np.zeros(len(key), np.float32)
+    np.add.at(merged, where, np.concatenate(vals))  # float32 sums, as the taps' own
+    crow = np.zeros(first + 1, np.int64)
+    np.cumsum(np.bincount(key // n_in, minlength=first), out=crow[1:])
+    return crow, key % n_in, merged
 
 
 def _area_norm(h: int, w: int, hs: int, ws: int) -> float:
@@ -153,60 +159,75 @@ def _area_norm(h: int, w: int, hs: int, ws: int) -> float:
     return float(np.float32(1) / (np.float32(h) / np.float32(hs) * (np.float32(w) / np.float32(ws))))
 
 
+@functools.lru_cache(maxsize=128)
 def _sparse(n_in: int, n_outs: tuple[int, ...], device: torch.device, scale: float = 1.0) -> torch.Tensor:
-    """:func:`_area_matrix` as a torch CSR tensor, its weights times ``scale``."""
+    """:func:`_area_matrix` as a torch CSR tensor on ``device`` (kept: read-only, shared by threads),
+    its weights times ``scale``."""
     crow, cols, vals = _area_matrix(n_in, n_outs)
     if scale != 1.0:
         vals = vals * np.float32(scale)
+    return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
+                                   (len(crow) - 1, n_in), check_invariants=False).to(device)
+
+
+def _consume_csr_beta_warning() -> None:
+    """torch warns once per process that CSR tensors are "beta" (the products here, CSR x dense,
+    are long stable): spend that one warning now, silenced, so no caller sees it."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
-                                       (len(crow) - 1, n_in), check_invariants=False).to(device)
+        warnings.simplefilter("ignore")
+        torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
+                                torch.zeros(0), (1, 1))
 
 
-def area_pyramid(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
-    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of NCHW ``x`` to each
-    ``(height, width)`` of ``sizes``, every one from ``x`` itself; results channels-last in memory
-    (what the convolutions run fastest on). Each resize is two sparse matrix products, one image at
-    a time (its rows, then its columns, stay in cache): the rows of every level come from one
-    product over the image, in groups of levels holding at most the image's height in all (so
-    the intermediate is never larger than the image)."""
+_consume_csr_beta_warning()
+
+
+def area_pyramid(x: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> Iterator[torch.Tensor]:
+    """TensorFlow's ``ResizeArea`` (``tf.image.resize(..., method=AREA)``) of float32 NCHW ``x`` to
+    each ``(height, width)`` of ``sizes`` in turn, every one from ``x`` itself; results
+    channels-last in memory (what the convolutions run fastest on). Each resize is two sparse
+    matrix products, one image at a time (its rows, then its columns, stay in cache); the rows of
+    consecutive levels come from one product, in groups at most as tall as the image (a taller
+    level alone). Levels are made a group at a time, so a caller that drops each level when done
+    holds one group's (with the default 12 / 20 first scale, at most about a third of the image)."""
     n, c, h, w = x.shape
     nhwc = x.permute(0, 2, 3, 1)
-    outs = [torch.empty((n, hs, ws, c), dtype=x.dtype, device=x.device) for hs, ws in sizes]
     groups: list[list[int]] = []
     for k, (hs, _) in enumerate(sizes):
         if groups and sum(sizes[j][0] for j in groups[-1]) + hs <= h:
             groups[-1].append(k)
         else:
             groups.append([k])
-    row_mats = [_sparse(h, tuple(sizes[k][0] for k in g), x.device) for g in groups]
-    col_mats = [_sparse(w, (ws,), x.device, scale=_area_norm(h, w, hs, ws)) for hs, ws in sizes]
-    for i in range(n):
-        image = nhwc[i].reshape(h, w * c)  # free for channels-last x (the detector's), else a copy
-        for g, rows in zip(groups, row_mats, strict=True):
-            y = torch.sparse.mm(rows, image)  # (sum of the group's heights, w * c)
+    for g in groups:
+        rows = _sparse(h, tuple(sizes[k][0] for k in g), x.device)
+        cols = {k: _sparse(w, (sizes[k][1],), x.device, scale=_area_norm(h, w, *sizes[k])) for k in g}
+        outs = {k: torch.empty((n, *sizes[k], c), dtype=x.dtype, device=x.device) for k in g}
+        for i in range(n):
+            image = nhwc[i].reshape(h, w * c)  # free for channels-last x (the detector's), else a copy
+            y = torch.sparse.mm(rows, image)  # (the group's heights, w * c)
             r = 0
             for k in g:
                 hs, ws = sizes[k]
                 by_col = y[r : r + hs].view(hs, w, c).transpose(0, 1).reshape(w, hs * c)
-                z = torch.sparse.mm(col_mats[k], by_col).view(ws, hs, c)
-                outs[k][i].copy_(z.transpose(0, 1))
+                outs[k][i].copy_(torch.sparse.mm(cols[k], by_col).view(ws, hs, c).transpose(0, 1))
                 r += hs
-    return [o.permute(0, 3, 1, 2) for o in outs]  # NCHW views of NHWC memory: channels-last
+        for k in g:
+            yield outs.pop(k).permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels-last
 
 
 def area_resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """One level of :func:`area_pyramid`."""
-    return area_pyramid(x, [(height, width)])[0]
+    return next(area_pyramid(x, [(height, width)]))
 
 
 def crop_and_resize(images: torch.Tensor, boxes: np.ndarray, size: int) -> torch.Tensor:
-    """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of NCHW ``images`` at ``boxes``
+    """TensorFlow's ``crop_and_resize`` (bilinear, extrapolation 0) of float32 NCHW ``images`` at ``boxes``
     (rows ``image, x1, y1, x2, y2`` in pixels, normalised by the image side as the package does)
     -> ``(len(boxes), C, size, size)``, channels-last. Samples at ``corner * (side - 1)`` plus
     equal steps; one inside ``[0, side - 1]`` on both axes is bilinear between its neighbours
     (``grid_sample`` with ``align_corners``, all boxes of an image in one call), one outside is 0."""
+    if size < 2:
+        raise ValueError(f"crop_and_resize: patches of {size}x{size}; R-/O-Net take 24 and 48")
     _, c, h, w = images.shape
     dev = images.device
     norm = (boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w], np.float64)).astype(np.float32)
@@ -422,6 +443,7 @@ class TorchMTCNN:
         levels = []
         for level, scale in zip(area_pyramid(x, sizes), scales, strict=True):
             found = self._pnet_boxes(*self._pnet(level), scale)
+            del level  # levels are made a group at a time: hold none longer than needed
             if len(found):
                 levels.append(nms(found, NMS_PNET_LEVEL, "union", sort=False))
         if not levels:
