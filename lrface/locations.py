@@ -17,7 +17,8 @@ def run_name(name: str | None, alpha: float) -> str:
     return name or f"srnet-alpha{float(alpha):g}"
 
 
-DEFAULT_SWEEP = {"0": "srnet-init", "0.5": "srnet-alpha0"}  # Ours(0) from scratch, Ours(0.5) from it
+INIT_MODEL = "srnet-init"  # the seeded random SRNet (DVC stage init)
+DEFAULT_SWEEP = {"0": INIT_MODEL, "0.5": "srnet-alpha0"}  # Ours(0) from scratch, Ours(0.5) from it
 
 
 def sweep_of(train: Mapping[str, Any]) -> dict[str, str]:
@@ -27,7 +28,7 @@ def sweep_of(train: Mapping[str, Any]) -> dict[str, str]:
     if "alphas" in train and "sweep" in train:
         raise ValueError("give train.sweep (alpha -> start model) or the old train.alphas, not both")
     if "alphas" in train:
-        return {f"{float(a):g}": "srnet-init" for a in train["alphas"]}
+        return {f"{float(a):g}": INIT_MODEL for a in train["alphas"]}
     sweep = train.get("sweep", DEFAULT_SWEEP)
     if not isinstance(sweep, Mapping):
         raise ValueError(f"train.sweep must map each alpha to the model it starts from "

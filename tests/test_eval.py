@@ -209,3 +209,17 @@ def test_surveillance_probes_are_fixed_per_image_and_not_the_clean_ones(small_lf
     assert (a - clean).abs().mean() > 0.01  # camera-like, not the clean faces
     other = CameraProbes(replace(camera, seed=camera.seed + 1))
     assert not torch.equal(a, other.faces(data.table, rows, "14x12")) and other.fingerprint != probes.fingerprint
+
+
+def test_sr_grid_shows_the_evaluated_sizes_or_is_left_out(small_lfw, tmp_path):
+    from lrface.eval.run import evaluate_lfw
+
+    common = {"evaluate.sizes": ["16x16"], "evaluate.both_lr": False, "evaluate.protocols": ["clean"],
+              "evaluate.promote_by": None, "evaluate.timing_batches": [1]}
+    p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 1, "evaluate.out_dir": str(tmp_path / "a")})
+    out = evaluate_lfw(p, [], progress=False)  # none of 7x6 / 14x12 / 28x24: the grid shows 16x16
+    assert (out.out_dir / "sr_grid.png").is_file()
+    p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 0, "evaluate.out_dir": str(tmp_path / "b")})
+    out = evaluate_lfw(p, [], progress=False)
+    assert not (out.out_dir / "sr_grid.png").exists() and "grid_clean" not in out.files
+    assert (out.out_dir / "lfw_table.md").is_file()

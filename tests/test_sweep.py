@@ -41,3 +41,27 @@ def test_sweep_order_trains_a_start_model_before_the_models_that_start_from_it()
     sweep = {"1": "srnet-alpha0.5", "0.5": "srnet-alpha0", "0": "srnet-init", "2": "srnet-init"}
     assert sweep_order(sweep) == [["0", "2"], ["0.5"], ["1"]]
     assert sweep_order({"0.5": "srnet-alpha0"}) == [["0.5"]]  # a start model outside the sweep
+
+
+def test_wise_ft_needs_a_warm_start_from_a_trained_model():
+    sweep = {"0": "srnet-init", "0.5": "srnet-alpha0"}
+    params = {"train": {"sweep": sweep, "wise_ft": 0.7}}
+    assert train_config(params, 0.5).wise_ft == 0.7  # starts from srnet-alpha0: blends toward it
+    for alpha in (0.0, 0.25):  # srnet-init, or a seeded start outside the sweep: nothing to blend with
+        with pytest.raises(ValueError, match="train.wise_ft 0.7 .* needs a warm start"):
+            train_config(params, alpha)
+    assert train_config({"train": {"sweep": sweep, "wise_ft": 0.7, "init_from": "srnet-alpha0"}}, 0.25).wise_ft == 0.7
+
+
+def test_toward_start_keeps_that_share_of_the_change():
+    import torch
+
+    from lrface.train.warm_start import toward_start
+
+    start = {"w": torch.zeros(3), "n": torch.tensor(1)}
+    trained = {"w": torch.tensor([1.0, -2.0, 4.0]), "n": torch.tensor(5)}
+    out = toward_start(start, trained, 0.25)
+    assert torch.equal(out["w"], torch.tensor([0.25, -0.5, 1.0])) and int(out["n"]) == 5
+    assert torch.equal(toward_start(start, trained, 1.0)["w"], trained["w"])
+    with pytest.raises(ValueError, match="differ in parameters"):
+        toward_start({"w": torch.zeros(3)}, trained, 0.5)

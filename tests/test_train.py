@@ -242,6 +242,23 @@ def test_warm_start_begins_from_the_model_the_sweep_names(tiny):
     tags = _training_runs(client, "warm")[0].data.tags
     assert tags["lrface.init_from"] == "srnet-alpha0" and len(tags["lrface.init_sha256"]) == 64
 
+    # train.wise_ft: the final model keeps that share of the change from its start (WiSE-FT); the
+    # Ray checkpoint holds the trained weights themselves
+    from pathlib import Path
+
+    from lrface.train.loop import STATE_FILE
+
+    moving = {"train.steps": 2, "train.lr": 0.01, "train.register": False, "train.wise_ft": 0.25,
+              "train.sweep": {"0": INIT_MODEL, "0.5": "srnet-alpha0"}}
+    blend = run_training(load_params(tiny, moving), alpha=0.5, name="blend")
+    trained = torch.load(Path(blend.checkpoint_path) / STATE_FILE, weights_only=True)["model"]
+    start, final = load_srnet(base.model_path).state_dict(), load_srnet(blend.model_path).state_dict()
+    moved = [k for k in final if not torch.equal(trained[k], start[k])]
+    assert moved  # lr 0.01 moved the weights
+    for k in moved:
+        torch.testing.assert_close(final[k], start[k] + 0.25 * (trained[k] - start[k]))
+    assert _training_runs(client, "blend")[0].data.tags["lrface.wise_ft"] == "0.25"
+
 
 def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):
     """train.degradation: surveillance makes its LR faces in the workers (camera chain, continuous

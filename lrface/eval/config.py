@@ -19,7 +19,7 @@ class EvaluateConfig:
     batch_size: int = 32
     protocols: tuple[str, ...] = ("clean", "surveillance")  # probes: the shards' / the camera chain's
     both_lr: bool = True  # also both faces at each size: thresholds for LR-vs-LR verification
-    grid_pairs: int = 6
+    grid_pairs: int = 6  # 0: no SR grid
     timing_batches: tuple[int, ...] = (1, 64)
     promote_by: str | None = "acc_14x12"  # then point `champion` at the best version; None: never
     out_dir: str = "reports"
@@ -33,4 +33,6 @@ class EvaluateConfig:
         bad = [p for p in cfg.protocols if p not in PROTOCOLS]
         if bad or not cfg.protocols:
             raise ValueError(f"evaluate.protocols must be a non-empty list of {PROTOCOLS}, got {list(cfg.protocols)}")
+        if cfg.grid_pairs < 0:
+            raise ValueError(f"evaluate.grid_pairs must be >= 0 (0: no SR grid), got {cfg.grid_pairs}")
         return cfg

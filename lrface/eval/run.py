@@ -80,7 +80,7 @@ def evaluate_lfw(params: Params, methods: list[str] | None = None, progress: boo
     files = report.write_tables(results, out)
     for i, p in enumerate(report.plot_rocs(results, out)):
         files[f"roc{i}"] = p
-    for protocol in cfg.protocols:  # sr_grid.png (clean probes), sr_grid_surveillance.png
+    for protocol in cfg.protocols if cfg.grid_pairs else ():  # sr_grid.png, sr_grid_surveillance.png
         probes = probes_for(protocol, degrade.surveillance, degrade.kernel)
         name = "sr_grid.png" if protocol == "clean" else f"sr_grid_{protocol}.png"
         files[f"grid_{protocol}"] = _grid(data, restorers, cfg, probes, out / name)
@@ -141,7 +141,8 @@ def _grid(data, restorers, cfg, probes: Probes, path: Path) -> Path:
              for f in sorted({p.fold for p in data.pairs})[:n]]
     rows = data.probe_rows[picks]
     hr = png_to_tensor([data.table.column("hr_png")[int(i)].as_py() for i in rows])
-    lr = {s: probes.faces(data.table, rows, s) for s in ("7x6", "14x12", "28x24") if s in cfg.sizes}
+    shown = [s for s in ("7x6", "14x12", "28x24") if s in cfg.sizes] or list(cfg.sizes)
+    lr = {s: probes.faces(data.table, rows, s) for s in shown}
     return sr_grid(hr, lr, [(r.name, r) for r in restorers], path)
 
 

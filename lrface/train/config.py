@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from lrface.locations import DEFAULT_SWEEP, run_name, sweep_of
+from lrface.locations import DEFAULT_SWEEP, INIT_MODEL, run_name, sweep_of
 from lrface.sizes import FACTOR_SIZES
 from lrface.typed import from_mapping, is_number
 
@@ -50,6 +50,9 @@ class TrainConfig:
     # The sweep (DVC stages train@<alpha>): alpha -> the model its SRNet starts from
     sweep: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SWEEP))
     init_from: str | None = None  # start of a training outside the sweep (members: the sweep's); None: seeded
+    # WiSE-FT: the share of the change from the start weights the final model keeps (start +
+    # wise_ft * (trained - start)); 1: the trained weights; below 1 needs a warm start
+    wise_ft: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -86,6 +89,8 @@ class TrainConfig:
         if cfg.placement_strategy not in ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"):
             raise ValueError(f"train.placement_strategy must be PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, "
                              f"got {cfg.placement_strategy!r}")
+        if not is_number(cfg.wise_ft) or not 0.0 < cfg.wise_ft <= 1.0:
+            raise ValueError(f"train.wise_ft must be a number within (0, 1], got {cfg.wise_ft!r}")
         if cfg.seed < 0:
             raise ValueError(f"train.seed must be >= 0, got {cfg.seed}")
         if cfg.steps < 1 or cfg.checkpoint_every < 1 or cfg.validate_every < 1:
@@ -127,6 +132,10 @@ def train_config(params: Mapping[str, Any], alpha: float | None = None, name: st
         cfg = replace(cfg, init_from=cfg.sweep[key])
     if name is not None:
         cfg = replace(cfg, name=name)
+    if cfg.wise_ft < 1.0 and cfg.init_from in (None, INIT_MODEL):
+        raise ValueError(f"train.wise_ft {cfg.wise_ft} blends the trained weights with those it started from: "
+                         f"it needs a warm start from a trained model (train.init_from or train.sweep), "
+                         f"not {cfg.init_from or 'a seeded initialisation'}")
     return cfg
 
 

@@ -21,7 +21,7 @@ import torch
 
 from lrface import storage
 from lrface.allocator import keep_freed_memory
-from lrface.checkpoints import CheckpointError, load_frnet, save_srnet
+from lrface.checkpoints import CheckpointError, load_frnet, load_srnet, save_srnet
 from lrface.code_digest import RECOGNITION_MODELS, TRAIN_DATA_CODE, code_digest
 from lrface.config import Params, flatten, redact
 from lrface.data.datasets import open_shards
@@ -37,7 +37,7 @@ from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, featu
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
 from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
-from lrface.train.warm_start import init_weights
+from lrface.train.warm_start import init_weights, toward_start
 
 if TYPE_CHECKING:
     import ray.train
@@ -87,6 +87,8 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
             ident["camera"]["share"] = camera_share(cfg)
     if init_sha256:
         ident["init"] = init_sha256
+    if cfg.wise_ft != 1.0:  # its own job, MLflow run and model version (1: the names of before)
+        ident["wise_ft"] = cfg.wise_ft
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
     return f"{cfg.run_name}-{digest[:8]}"
 
@@ -232,6 +234,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "lrface.frnet_precision": precision,
         "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
         "lrface.init_from": cfg.init_from or "seed", "lrface.init_sha256": init[1] if init else "",
+        "lrface.wise_ft": f"{cfg.wise_ft:g}",
     }
     run_id, tracking_uri = _mlflow_run(params, job, store, tags) if track else (None, None)
 
@@ -280,12 +283,16 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                                      f"stopped. Last good checkpoint: {result.checkpoint.path}")
         state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     model = SRNet(SRNetConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    weights = state["model"]
+    if cfg.wise_ft < 1.0 and init is not None:  # train_config refuses wise_ft < 1 without a warm start
+        weights = toward_start(load_srnet(str(cfg.init_from), init[0]).state_dict(), weights, cfg.wise_ft)
+    model.load_state_dict(weights)
     out_dir = model_dir(params, cfg.run_name)
     model_path = save_srnet(model, out_dir / "srnet.pt", extra={"step": int(state["step"]), "alpha": cfg.alpha})
     summary = {"name": cfg.run_name, "job": job, "alpha": cfg.alpha, "step": int(state["step"]),
                "final_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
-               "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path, "storage": store}
+               "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path, "storage": store,
+               "wise_ft": cfg.wise_ft}  # final_metrics: the trained weights' (before wise_ft)
     version = _log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
     summary["model_version"] = version
     (out_dir / TRAIN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")

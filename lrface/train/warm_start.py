@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from lrface.checkpoints import CheckpointError, load_srnet, save_srnet
 from lrface.config import Params
-from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
+from lrface.locations import INIT_MODEL, TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.srnet import SRNet, SRNetConfig
 
-INIT_MODEL = "srnet-init"
 WEIGHTS_FILE = "srnet.pt"
 
 
@@ -69,3 +69,16 @@ def init_weights(params: Params, init_from: str | None) -> tuple[bytes, str] | N
                               f"describes ({want.to_dict()}): cannot start from it")
     data = local.read_bytes()
     return data, hashlib.sha256(data).hexdigest()
+
+
+def toward_start(start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
+                 keep: float) -> dict[str, torch.Tensor]:
+    """WiSE-FT (Wortsman et al., 2022): the weights ``start + keep * (trained - start)``, keeping
+    ``keep`` of a fine-tune's change. Both state dicts are of the same SRNet (a warm start);
+    integer buffers are taken from ``trained``."""
+    if start.keys() != trained.keys():
+        raise ValueError(f"train.wise_ft: the start and trained weights differ in parameters "
+                         f"({sorted(set(start) ^ set(trained))[:4]}...)")
+    return {k: torch.lerp(start[k].to(v.dtype), v, keep) if v.is_floating_point() else v.clone()
+            for k, v in trained.items()}
+
