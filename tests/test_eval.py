@@ -218,7 +218,10 @@ def test_sr_grid_shows_the_evaluated_sizes_or_is_left_out(small_lfw, tmp_path):
               "evaluate.promote_by": None, "evaluate.timing_batches": [1]}
     p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 1, "evaluate.out_dir": str(tmp_path / "a")})
     out = evaluate_lfw(p, [], progress=False)  # none of 7x6 / 14x12 / 28x24: the grid shows 16x16
-    assert (out.out_dir / "sr_grid.png").is_file()
+    from PIL import Image
+
+    with Image.open(out.out_dir / "sr_grid.png") as grid:  # a 14-px header and one 112-px face row
+        assert grid.height == 14 + 112
     p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 0, "evaluate.out_dir": str(tmp_path / "b")})
     out = evaluate_lfw(p, [], progress=False)
     assert not (out.out_dir / "sr_grid.png").exists() and "grid_clean" not in out.files

@@ -43,13 +43,12 @@ def test_sweep_order_trains_a_start_model_before_the_models_that_start_from_it()
     assert sweep_order({"0.5": "srnet-alpha0"}) == [["0.5"]]  # a start model outside the sweep
 
 
-def test_wise_ft_needs_a_warm_start_from_a_trained_model():
+def test_wise_ft_applies_to_warm_starts_from_a_trained_model_only():
     sweep = {"0": "srnet-init", "0.5": "srnet-alpha0"}
     params = {"train": {"sweep": sweep, "wise_ft": 0.7}}
     assert train_config(params, 0.5).wise_ft == 0.7  # starts from srnet-alpha0: blends toward it
-    for alpha in (0.0, 0.25):  # srnet-init, or a seeded start outside the sweep: nothing to blend with
-        with pytest.raises(ValueError, match="train.wise_ft 0.7 .* needs a warm start"):
-            train_config(params, alpha)
+    assert train_config(params, 0.0).wise_ft == 1.0  # srnet-init: nothing trained to blend with
+    assert train_config(params, 0.25).wise_ft == 1.0  # a seeded start outside the sweep
     assert train_config({"train": {"sweep": sweep, "wise_ft": 0.7, "init_from": "srnet-alpha0"}}, 0.25).wise_ft == 0.7
 
 

@@ -248,16 +248,30 @@ def test_warm_start_begins_from_the_model_the_sweep_names(tiny):
 
     from lrface.train.loop import STATE_FILE
 
-    moving = {"train.steps": 2, "train.lr": 0.01, "train.register": False, "train.wise_ft": 0.25,
+    moving = {"train.steps": 2, "train.lr": 0.01, "train.wise_ft": 0.25,
               "train.sweep": {"0": INIT_MODEL, "0.5": "srnet-alpha0"}}
     blend = run_training(load_params(tiny, moving), alpha=0.5, name="blend")
     trained = torch.load(Path(blend.checkpoint_path) / STATE_FILE, weights_only=True)["model"]
-    start, final = load_srnet(base.model_path).state_dict(), load_srnet(blend.model_path).state_dict()
-    moved = [k for k in final if not torch.equal(trained[k], start[k])]
+    start = load_srnet(base.model_path).state_dict()
+    moved = [k for k in trained if not torch.equal(trained[k], start[k])]
     assert moved  # lr 0.01 moved the weights
-    for k in moved:
-        torch.testing.assert_close(final[k], start[k] + 0.25 * (trained[k] - start[k]))
-    assert _training_runs(client, "blend")[0].data.tags["lrface.wise_ft"] == "0.25"
+
+    def blended(path, keep) -> None:
+        final = load_srnet(path).state_dict()
+        for k in moved:
+            torch.testing.assert_close(final[k], start[k] + keep * (trained[k] - start[k]))
+
+    blended(blend.model_path, 0.25)
+    version = client.get_model_version("lrface-srnet", blend.model_version)
+    assert version.tags["wise_ft"] == "0.25"
+    # another share blends the same trained weights (the finished Ray job, not a new training)
+    # into a run and model version of its own
+    half = run_training(load_params(tiny, {**moving, "train.wise_ft": 0.5}), alpha=0.5, name="blend")
+    assert Path(half.checkpoint_path).parent == Path(blend.checkpoint_path).parent
+    assert half.mlflow_run_id != blend.mlflow_run_id and half.model_version != blend.model_version
+    blended(half.model_path, 0.5)
+    tags = {r.data.tags["lrface.wise_ft"] for r in _training_runs(client, "blend")}
+    assert tags == {"0.25", "0.5"}
 
 
 def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):

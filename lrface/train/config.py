@@ -51,7 +51,7 @@ class TrainConfig:
     sweep: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SWEEP))
     init_from: str | None = None  # start of a training outside the sweep (members: the sweep's); None: seeded
     # WiSE-FT: the share of the change from the start weights the final model keeps (start +
-    # wise_ft * (trained - start)); 1: the trained weights; below 1 needs a warm start
+    # wise_ft * (trained - start), per parameter); 1: the trained weights. Warm starts only
     wise_ft: float = 1.0
 
     @classmethod
@@ -123,7 +123,8 @@ def sweep_order(sweep: dict[str, str]) -> list[list[str]]:
 
 def train_config(params: Mapping[str, Any], alpha: float | None = None, name: str | None = None) -> TrainConfig:
     """The ``train`` section, with ``alpha`` / ``name`` set when given (a sweep member, a run name);
-    a member of ``train.sweep`` starts from the model the sweep names for it."""
+    a member of ``train.sweep`` starts from the model the sweep names for it. ``wise_ft`` applies
+    to trainings warm-started from a trained model; one from a seeded start keeps its weights (1)."""
     cfg = TrainConfig.from_dict(dict(params["train"]))
     if alpha is not None:
         cfg = replace(cfg, alpha=float(alpha))
@@ -132,10 +133,8 @@ def train_config(params: Mapping[str, Any], alpha: float | None = None, name: st
         cfg = replace(cfg, init_from=cfg.sweep[key])
     if name is not None:
         cfg = replace(cfg, name=name)
-    if cfg.wise_ft < 1.0 and cfg.init_from in (None, INIT_MODEL):
-        raise ValueError(f"train.wise_ft {cfg.wise_ft} blends the trained weights with those it started from: "
-                         f"it needs a warm start from a trained model (train.init_from or train.sweep), "
-                         f"not {cfg.init_from or 'a seeded initialisation'}")
+    if cfg.init_from in (None, INIT_MODEL):  # a seeded start: nothing trained to blend back toward
+        cfg = replace(cfg, wise_ft=1.0)
     return cfg
 
 

@@ -87,8 +87,6 @@ def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256
             ident["camera"]["share"] = camera_share(cfg)
     if init_sha256:
         ident["init"] = init_sha256
-    if cfg.wise_ft != 1.0:  # its own job, MLflow run and model version (1: the names of before)
-        ident["wise_ft"] = cfg.wise_ft
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
     return f"{cfg.run_name}-{digest[:8]}"
 
@@ -105,7 +103,8 @@ def storage_uri(params: Params, cfg: TrainConfig) -> str:
 
 
 def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> tuple[str, str]:
-    """The job's MLflow run: reused when the same job (name + storage) runs again."""
+    """The job's MLflow run: reused when the same job (name + storage) runs again with the same
+    ``wise_ft``; another share blends the same trained weights into a run (and model) of its own."""
     import mlflow
     from mlflow import MlflowClient
 
@@ -115,7 +114,8 @@ def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> t
     client = MlflowClient()
     found = client.search_runs(
         [exp_id],
-        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{store}'",
+        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{store}' "
+        f"and tags.`lrface.wise_ft` = '{tags['lrface.wise_ft']}'",
         max_results=1,
     )
     if found:
@@ -284,7 +284,7 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         state = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
     model = SRNet(SRNetConfig.from_dict(state["model_config"]))
     weights = state["model"]
-    if cfg.wise_ft < 1.0 and init is not None:  # train_config refuses wise_ft < 1 without a warm start
+    if cfg.wise_ft < 1.0 and init is not None:  # train_config sets 1 for a seeded start
         weights = toward_start(load_srnet(str(cfg.init_from), init[0]).state_dict(), weights, cfg.wise_ft)
     model.load_state_dict(weights)
     out_dir = model_dir(params, cfg.run_name)
@@ -326,7 +326,8 @@ def _log_and_register(model_path: Path, run_id: str | None, cfg: TrainConfig, mc
             pip_requirements=PIP_REQUIREMENTS,
         )
         mv = mlflow.register_model(info.model_uri, REGISTERED_MODEL,
-                                   tags={"alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale)})
+                                   tags={"alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
+                                         "wise_ft": f"{cfg.wise_ft:g}"})
         mlflow.set_tag("lrface.model_version", str(mv.version))
         mlflow.set_tag("lrface.model_uri", f"models:/{REGISTERED_MODEL}/{mv.version}")
     return str(mv.version)

@@ -74,11 +74,11 @@ def init_weights(params: Params, init_from: str | None) -> tuple[bytes, str] | N
 def toward_start(start: Mapping[str, torch.Tensor], trained: Mapping[str, torch.Tensor],
                  keep: float) -> dict[str, torch.Tensor]:
     """WiSE-FT (Wortsman et al., 2022): the weights ``start + keep * (trained - start)``, keeping
-    ``keep`` of a fine-tune's change. Both state dicts are of the same SRNet (a warm start);
-    integer buffers are taken from ``trained``."""
+    ``keep`` of a fine-tune's change, parameter by parameter (a weight-normalised conv's magnitude
+    and direction each). Both state dicts are of the same SRNet (a warm start); integer buffers
+    are taken from ``trained``."""
     if start.keys() != trained.keys():
         raise ValueError(f"train.wise_ft: the start and trained weights differ in parameters "
                          f"({sorted(set(start) ^ set(trained))[:4]}...)")
     return {k: torch.lerp(start[k].to(v.dtype), v, keep) if v.is_floating_point() else v.clone()
             for k, v in trained.items()}
-
