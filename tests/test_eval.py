@@ -212,14 +212,14 @@ def test_surveillance_probes_are_fixed_per_image_and_not_the_clean_ones(small_lf
 
 
 def test_sr_grid_shows_the_evaluated_sizes_or_is_left_out(small_lfw, tmp_path):
+    from PIL import Image
+
     from lrface.eval.run import evaluate_lfw
 
     common = {"evaluate.sizes": ["16x16"], "evaluate.both_lr": False, "evaluate.protocols": ["clean"],
               "evaluate.promote_by": None, "evaluate.timing_batches": [1]}
     p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 1, "evaluate.out_dir": str(tmp_path / "a")})
     out = evaluate_lfw(p, [], progress=False)  # none of 7x6 / 14x12 / 28x24: the grid shows 16x16
-    from PIL import Image
-
     with Image.open(out.out_dir / "sr_grid.png") as grid:  # a 14-px header and one 112-px face row
         assert grid.height == 14 + 112
     p = load_params(small_lfw, {**common, "evaluate.grid_pairs": 0, "evaluate.out_dir": str(tmp_path / "b")})
