@@ -159,8 +159,9 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
         def forward(self, lr):
             return super().forward(lr)[..., :-1]
 
-    ev = LfwEvaluator(pytest.importorskip("lrface.checkpoints").load_frnet(p.path("frnet_checkpoint")),
-                      data, "x", progress=False)
+    from lrface.checkpoints import load_frnet
+
+    ev = LfwEvaluator(load_frnet(p.path("frnet_checkpoint")), data, "x", progress=False)
     with pytest.raises(ValueError, match="expected"):
         ev.evaluate(SRNetRestorer(Shrinker(SRNetConfig(n_blocks=1)), name="shrinker"), "7x6")
 
@@ -177,6 +178,32 @@ def test_wrong_size_model_and_missing_pair_image(small_lfw, tmp_path):
 
     direct = embed_rows(ev.frnet, data.table, data.gallery_rows, lr_column("7x6"), Bicubic())
     assert np.allclose(ev.lr_features(Bicubic(), "7x6", "gallery", cache=False), direct, atol=1e-4)
+
+
+def test_feature_cache_is_keyed_on_the_pairs_evaluated(small_lfw, tmp_path):
+    """One fold cached first, then both: the second run must not reuse the first's arrays."""
+    from lrface.checkpoints import load_frnet
+    from lrface.data.shards import ShardSet
+    from lrface.eval.lfw import LfwEvaluator, load_lfw
+    from lrface.restoration import Bicubic
+
+    p = load_params(small_lfw)
+    shards = ShardSet(p.path("work_dir") / "lfw" / "shards")
+    pairs = p.path("work_dir").parent / "pairs.txt"
+    frnet = load_frnet(p.path("frnet_checkpoint"))
+    one, both = load_lfw(shards, pairs, folds=[0]), load_lfw(shards, pairs)
+    assert len(one.pairs) < len(both.pairs)
+    cached = lambda data: LfwEvaluator(frnet, data, "x", cache_dir=tmp_path, progress=False)  # noqa: E731
+    first = cached(one)
+    first_hr, first_lr = first.hr_features(), first.lr_features(Bicubic(), "7x6")
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+    second = cached(both)
+    fresh = LfwEvaluator(frnet, both, "x", progress=False)
+    assert np.allclose(second.lr_features(Bicubic(), "7x6"), fresh.lr_features(Bicubic(), "7x6", cache=False))
+    assert np.allclose(second.hr_features(), fresh.hr_features())
+    assert len(list(tmp_path.glob("*.npy"))) == 4  # its own arrays; the first fold's stay as they were
+    assert np.allclose(cached(one).lr_features(Bicubic(), "7x6"), first_lr)
+    assert np.allclose(cached(one).hr_features(), first_hr)
 
 
 def test_comparison_never_ranks_old_mean_subtracted_accuracy_as_plain_cosine():
@@ -226,3 +253,16 @@ def test_sr_grid_shows_the_evaluated_sizes_or_is_left_out(small_lfw, tmp_path):
     out = evaluate_lfw(p, [], progress=False)
     assert not (out.out_dir / "sr_grid.png").exists() and "grid_clean" not in out.files
     assert (out.out_dir / "lfw_table.md").is_file()
+
+
+def test_feature_cache_key_covers_the_srnet_settings_no_weight_holds():
+    from lrface.models import SRNet, SRNetConfig
+    from lrface.restoration import SRNetRestorer
+
+    a = SRNet(SRNetConfig(n_blocks=1))
+    b = SRNet(SRNetConfig(n_blocks=1, res_scale=0.5))
+    b.load_state_dict(a.state_dict())
+    assert SRNetRestorer(a).fingerprint != SRNetRestorer(b).fingerprint
+    same = SRNet(SRNetConfig(n_blocks=1))
+    same.load_state_dict(a.state_dict())
+    assert SRNetRestorer(a).fingerprint == SRNetRestorer(same).fingerprint

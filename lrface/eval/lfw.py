@@ -167,14 +167,18 @@ class LfwEvaluator:
 
         return progress(total=total, desc=desc, unit="img", disable=not self.progress)
 
-    def _cached(self, key: str, compute: Callable[[], np.ndarray], code_parts: tuple[str, ...] = ()) -> np.ndarray:
+    def _cached(self, key: str, rows: np.ndarray, compute: Callable[[], np.ndarray],
+                code_parts: tuple[str, ...] = ()) -> np.ndarray:
         if self.cache_dir is None:
             return compute()
-        # the shards, FRNet (weights and precision), the method's weights, the code that embeds and
-        # the code that made the probes (``code_parts``)
+        # the shards, the shard rows embedded (the pairs and folds evaluated), FRNet (weights and
+        # precision), the method's weights, the code that embeds and the code that made the probes
         code = code_digest("eval/lfw.py", "eval/methods.py", "losses.py", *RECOGNITION_MODELS, "data/tensors.py",
                            "data/images.py", *code_parts)
-        digest = hashlib.sha256(f"{self.data.manifest_sha256}/{self.frnet_sha256}/{code}/{key}".encode()).hexdigest()
+        rows_sha = hashlib.sha256(np.ascontiguousarray(rows, np.int64).tobytes()).hexdigest()
+        digest = hashlib.sha256(
+            f"{self.data.manifest_sha256}/{rows_sha}/{self.frnet_sha256}/{code}/{key}".encode()
+        ).hexdigest()
         path = self.cache_dir / f"{key.replace('/', '_')}-{digest[:16]}.npy"
         if path.is_file():
             return np.load(path)
@@ -196,7 +200,7 @@ class LfwEvaluator:
                 full[rows] = f
                 return full
 
-            self._hr = self._cached("hr", compute)
+            self._hr = self._cached("hr", rows, compute)
         return self._hr
 
     def _lr_rows(self, restorer: Restorer, size: str, rows: np.ndarray, key: str, cache: bool) -> np.ndarray:
@@ -207,7 +211,7 @@ class LfwEvaluator:
             with self._bar(len(rows), f"{self.protocol} {restorer.name} {size}") as bar:
                 return embed_rows(self.frnet, self.data.table, rows, load, restorer, self.batch_size, bar.update)
 
-        return self._cached(key, compute, self.probes.code) if cache else compute()
+        return self._cached(key, rows, compute, self.probes.code) if cache else compute()
 
     def lr_features(self, restorer: Restorer, size: str, side: str = "probe", cache: bool = True) -> np.ndarray:
         """Features of each pair's ``side`` (``probe`` or ``gallery``) taken at ``size`` and

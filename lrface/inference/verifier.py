@@ -99,6 +99,8 @@ class FaceVerifier:
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
                              c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision,
                              c.max_pixels, c.min_side]).encode())
+        if self.srnet is not None:  # the architecture settings no weight holds (res_scale...)
+            h.update(json.dumps(asdict(self.srnet.config), sort_keys=True).encode())
         return h.hexdigest()[:16]
 
     @property
