@@ -139,7 +139,11 @@ def test_flows_and_their_sweep_width_follow_the_same_precedence(tmp_path, monkey
     data["train"] = {"num_workers": 1, "threads_per_worker": 1}
     data["orchestration"]["parallel_trainings"] = "auto"
     path = _write(tmp_path, data)
-    assert parallel_trainings(path, {"ray.address": "local"}) >= 1  # -S: no cluster is contacted
+    monkeypatch.setattr("os.cpu_count", lambda: 8)  # this machine, as a local Ray would see it
+    # -S: no cluster is contacted; a job asks 1 worker x 1 thread + its driver: 8 // 2
+    assert parallel_trainings(path, {"ray.address": "local"}) == 4
+    assert parallel_trainings(path, {"ray.address": "local", "train.threads_per_worker": 3}) == 2
+    assert parallel_trainings(path, {"ray.address": "local", "train.num_workers": 8}) == 1  # at least one
     with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:9 does not answer"):
         parallel_trainings(path, None)  # the env's cluster address is used, and fails fast
 

@@ -231,14 +231,12 @@ def test_the_training_code_is_part_of_the_job_identity(tiny, monkeypatch):
     """A job of other code (say, another input order) must not resume this one's checkpoints: the
     digest of the training's modules is in the name, and it covers the input pipeline."""
     import lrface.train.job as job
-    from lrface.code_digest import code_digest
     from lrface.train.config import train_config
 
     p = load_params(tiny, {"train.sweep": {}})
     cfg = train_config(p, alpha=0.5)
     before = job.job_name(p, cfg, "manifest")
     assert job.job_name(p, cfg, "manifest") == before  # same code, same job: an interrupted run resumes
-    assert job.training_code() == code_digest("train", *job.RECOGNITION_MODELS, *job.TRAIN_DATA_CODE)
     assert {"data/shards.py", "data/degrade.py", "data/tensors.py"} <= set(job.TRAIN_DATA_CODE)
     monkeypatch.setattr(job, "training_code", lambda: "other code")
     assert job.job_name(p, cfg, "manifest") != before
