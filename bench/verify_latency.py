@@ -82,7 +82,7 @@ def main() -> None:
         real = real[np.abs(real).sum(1) > 0]
         feats = np.resize(real, (args.gallery, 256)) if len(real) < args.gallery else real[: args.gallery]
     feats /= np.linalg.norm(feats, axis=1, keepdims=True)
-    from lrface.gallery import Gallery
+    from lrface.inference.gallery import Gallery
 
     ids = [str(i) for i in range(len(feats))]
     gal = Gallery(Path("."), ids, ids, feats, ["112x96"] * len(ids), {}, 0, 0)

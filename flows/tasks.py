@@ -14,28 +14,16 @@ from prefect.context import TaskRunContext
 
 from flows.caching import file_digest, output_digest, stage_key, tree_listing_digest
 from lrface.code_digest import RECOGNITION_MODELS, TRAIN_DATA_CODE
+from lrface.commands import bad_input_errors
 from lrface.config import Params, load_params
 from lrface.locations import train_summary_rel
-
-
-def permanent_error_types() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the input is wrong" (bad shard, checkpoint, pairs file, storage, a NaN
-    loss): retrying the same task cannot help."""
-    from lrface.checkpoints import CheckpointError
-    from lrface.data.shards import ShardError
-    from lrface.data.sources import PairsFileError
-    from lrface.storage import StorageError
-    from lrface.train.step import NonFiniteLossError
-
-    return (FileNotFoundError, ValueError, KeyError, TypeError, CheckpointError, ShardError, PairsFileError,
-            NonFiniteLossError, StorageError)
 
 
 def retry_unless_bad_input(task, task_run, state) -> bool:  # noqa: ARG001 - Prefect's signature
     """Prefect ``retry_condition_fn``: retry transient failures only."""
     try:
         state.result()
-    except permanent_error_types():
+    except bad_input_errors():
         return False
     except Exception:  # noqa: BLE001 - anything else may be transient (a dropped connection)
         pass
@@ -109,18 +97,18 @@ def fresh_if_missing(task_fn, p: Params, output: str):
       retries=1, retry_delay_seconds=5, retry_condition_fn=retry_unless_bad_input)
 def align_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """MTCNN detection + 5-point alignment of ``dataset`` on Ray Data actors."""
-    from lrface.data.align_stage import run_align
+    from lrface.commands.data import align
 
-    summary = run_align(params_of(params_path, overrides), dataset, progress=True)
+    summary = align(params_of(params_path, overrides), dataset, progress=True)
     return {"dataset": dataset, "counts": summary["counts"]}
 
 
 @task(task_run_name="shards {dataset}", cache_key_fn=_shards_key, persist_result=True)
 def shards_task(params_path: str, dataset: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Degrade the aligned faces and write verified Parquet shards (local, deterministic)."""
-    from lrface.data.shard_stage import run_shards
+    from lrface.commands.data import shards
 
-    m = run_shards(params_of(params_path, overrides), dataset)
+    m = shards(params_of(params_path, overrides), dataset)
     return {"dataset": dataset, "counts": m["counts"], "splits": m["splits"]}
 
 

@@ -111,16 +111,16 @@ def test_lfw_feature_cache_misses_when_the_embedding_code_changes(tmp_path, monk
     shutil.copytree(code.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code, "LRFACE_ROOT", pkg)
     ev = LfwEvaluator(None, Data(), "f" * 64, cache_dir=tmp_path / "cache", progress=False)
-    calls = []
+    calls, rows = [], np.arange(3)
 
     def compute():
         calls.append(1)
         return np.zeros(3, np.float32)
 
-    ev._cached("bicubic/14x12", compute)
-    ev._cached("bicubic/14x12", compute)
+    ev._cached("bicubic/14x12", rows, compute)
+    ev._cached("bicubic/14x12", rows, compute)
     assert len(calls) == 1  # a hit
     methods = pkg / "restoration.py"
     methods.write_text(methods.read_text().replace("return to_face_size(lr)", "return to_face_size(lr, 'area')"))
-    ev._cached("bicubic/14x12", compute)
+    ev._cached("bicubic/14x12", rows, compute)
     assert len(calls) == 2  # bicubic's code changed: a miss, though its name did not

@@ -13,7 +13,7 @@ def test_serving_the_same_verifier_again_adds_no_version(tmp_path, frnet):
     from mlflow import MlflowClient
 
     from lrface.inference import FaceVerifier, InferenceConfig
-    from lrface.serving import VERIFIER_MODEL, log_verifier
+    from lrface.inference.serving import VERIFIER_MODEL, log_verifier
     from lrface.tracking import setup_mlflow
 
     setup_mlflow(load_params(REPO / "params.yaml", {"paths.work_dir": str(tmp_path)}))

@@ -21,6 +21,19 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "footage (default: inference.protocol)")
 
 
+def bad_input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the input is wrong" (a bad shard, checkpoint, pairs file or storage
+    setting, a NaN loss): running the same command again cannot help."""
+    from lrface.checkpoints import CheckpointError
+    from lrface.data.shards import ShardError
+    from lrface.data.sources import PairsFileError
+    from lrface.storage import StorageError
+    from lrface.train.step import NonFiniteLossError
+
+    return (FileNotFoundError, ValueError, KeyError, TypeError, CheckpointError, ShardError, PairsFileError,
+            NonFiniteLossError, StorageError)
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)

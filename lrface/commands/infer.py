@@ -68,8 +68,8 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_identify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lrface.gallery import build_gallery, default_cache_path
     from lrface.inference import InferenceError
+    from lrface.inference.gallery import build_gallery, default_cache_path
     from lrface.inference.thresholds import decided_by
 
     params = params_from_args(args)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if uri is None:
         from lrface.checkpoints import save_srnet
         from lrface.inference import load_verifier
-        from lrface.serving import log_verifier
+        from lrface.inference.serving import log_verifier
 
         v = load_verifier(params, None if args.bicubic else args.srnet, args.threshold, args.protocol)
         if not v.thresholds and v.config.threshold is None:  # it would answer every request with an error
