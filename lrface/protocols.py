@@ -6,6 +6,9 @@ uses their thresholds): ``clean`` probes are bicubic downsamplings of the aligne
 from __future__ import annotations
 
 PROTOCOLS = ("clean", "surveillance")
+# the false-accept rates at which evaluation publishes a decision threshold (``thr_far1e-3_14x12``):
+# the rates ``inference.far`` may name
+DECISION_FARS = (1e-2, 1e-3)
 _SUFFIX = {"clean": "", "surveillance": "_surv"}
 
 

@@ -40,6 +40,7 @@ def test_the_shipped_params_load():
     ({"loss.isr_resize": "magic"}, r"loss\.isr_resize must be one of"),
     ({"inference.isr_resize": "magic"}, r"inference\.isr_resize must be one of"),
     ({"inference.far": 0.0}, r"inference\.far"),
+    ({"inference.far": 0.005}, r"inference\.far must be one of the rates evaluation publishes a threshold at"),
     ({"frnet.precision": "fp8"}, r"frnet\.precision must be one of"),
     ({"orchestration.parallel_trainings": 0}, r"orchestration\.parallel_trainings"),
     ({"align.policy": "random"}, r"align\.policy must be one of"),

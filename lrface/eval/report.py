@@ -15,10 +15,10 @@ import torch
 
 from lrface.eval.lfw import Result
 from lrface.eval.verification import threshold_at_far
+from lrface.protocols import DECISION_FARS
 from lrface.restoration import Restorer, flip_features
 from lrface.sizes import HR_SIZE, both_lr, is_both_lr
 
-DECISION_FARS = (1e-2, 1e-3)  # FARs at which a verification threshold is published
 
 LR_ORDER = ["7x6", "14x12", "16x16", "28x24"]
 SIZE_ORDER = [*LR_ORDER, HR_SIZE, *[both_lr(s) for s in LR_ORDER]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lrface.protocols import PROTOCOLS
+from lrface.protocols import DECISION_FARS, PROTOCOLS
 from lrface.typed import from_mapping
 
 
@@ -37,8 +37,9 @@ class InferenceConfig:
             raise ValueError(f"inference.isr_resize must be one of {RESIZE_MODES}, got {cfg.isr_resize!r}")
         if cfg.protocol not in PROTOCOLS:
             raise ValueError(f"inference.protocol must be one of {PROTOCOLS}, got {cfg.protocol!r}")
-        if not 0.0 < cfg.far < 1.0:
-            raise ValueError(f"inference.far must be a rate in (0, 1), got {cfg.far}")
+        if not any(abs(cfg.far - far) < 1e-12 for far in DECISION_FARS):
+            raise ValueError(f"inference.far must be one of the rates evaluation publishes a threshold at, "
+                             f"{list(DECISION_FARS)}; got {cfg.far}")
         if not cfg.detect_upscales or any(int(u) < 1 for u in cfg.detect_upscales):
             raise ValueError(f"inference.detect_upscales must be integers >= 1, got {list(cfg.detect_upscales)}")
         if cfg.min_face_px <= 0 or cfg.sr_below_px < cfg.min_face_px:

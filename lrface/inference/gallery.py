@@ -67,11 +67,13 @@ def default_cache_path(work_dir: Path, root: Path) -> Path:
     return Path(work_dir) / "cache" / "gallery" / f"{name}.parquet"
 
 
-def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, batch: int = 64,
+def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, batch: int | None = None,
                   progress: bool = False) -> Gallery:
-    """Embed the gallery, reusing cached rows whose file and verifier are unchanged."""
+    """Embed the gallery, reusing cached rows whose file and verifier are unchanged; ``batch``
+    images at a time (default: ``inference.batch_size``)."""
     from lrface.progress import progress as bar
 
+    batch = batch or verifier.config.batch_size
     root = Path(root).resolve()
     cache = Path(cache)
     files = gallery_files(root)
