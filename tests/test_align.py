@@ -10,7 +10,8 @@ from lrface.data.align import (
     similarity_transform,
     warp_face,
 )
-from lrface.data.detector import Face, TorchMTCNN
+from lrface.data.detection import Face
+from lrface.data.detector import TorchMTCNN
 from tests.conftest import LFW_DIR
 
 

@@ -18,15 +18,16 @@ from PIL import Image
 from lrface.data import detector as det
 from lrface.data.align import read_landmarks_file
 from lrface.data.degrade import small_face_frame
-from lrface.data.detector import (
-    TorchMTCNN,
+from lrface.data.detector import TorchMTCNN
+from lrface.data.images import decode_rgb, load_rgb
+from lrface.data.mtcnn_boxes import nms
+from lrface.data.mtcnn_pyramid import (
+    _area_matrix,
     area_pyramid,
     area_resize,
     crop_and_resize,
-    nms,
     pyramid_scales,
 )
-from lrface.data.images import decode_rgb, load_rgb
 from lrface.models.mtcnn import PNet, SamePool
 from tests.conftest import CELEBA_DIR, LFW_DIR, REPO
 
@@ -129,7 +130,7 @@ def test_area_weights_are_a_valid_csr_matrix():
     it: 14 -> 13 has one), checked by torch's own CSR invariants; rows sum to the cell's span."""
     for n_in in range(1, 120):
         for n_out in range(1, n_in + 1):
-            crow, cols, vals = det._area_matrix(n_in, (n_out,))
+            crow, cols, vals = _area_matrix(n_in, (n_out,))
             torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
                                     (n_out, n_in), check_invariants=True)
             sums = np.add.reduceat(vals, crow[:-1]) if len(vals) else np.zeros(0)
@@ -262,7 +263,7 @@ def test_pnet_strips_equal_one_pass(monkeypatch):
 
 
 def test_weights_must_fit(tmp_path):
-    from lrface.data.detector import load_keras_weights
+    from lrface.data.mtcnn_weights import load_keras_weights
 
     with pytest.raises(ValueError, match="does not fit"):
         load_keras_weights(PNet(), [np.zeros((3, 3, 3, 11))] + [np.zeros(1)] * 12)

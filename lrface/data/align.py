@@ -15,7 +15,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from lrface.data.detector import DETECTORS, Face, FaceDetector, make_detector
+from lrface.data.detection import Face, FaceDetector
+from lrface.data.detector import DETECTORS, make_detector
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb, read_bytes
 from lrface.sizes import FACE_SIZE, FACE_WIDTH
 from lrface.typed import from_mapping

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from lrface.data.detector import Face
+from lrface.data.detection import Face
 
 
 class MTCNNDetector:

@@ -19,7 +19,6 @@ from lrface.protocols import DECISION_FARS
 from lrface.restoration import Restorer, flip_features
 from lrface.sizes import HR_SIZE, both_lr, is_both_lr
 
-
 LR_ORDER = ["7x6", "14x12", "16x16", "28x24"]
 SIZE_ORDER = [*LR_ORDER, HR_SIZE, *[both_lr(s) for s in LR_ORDER]]
 

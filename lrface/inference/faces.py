@@ -12,7 +12,7 @@ import numpy as np
 
 from lrface.data.align import face_width, warp_face
 from lrface.data.degrade import downsample
-from lrface.data.detector import FaceDetector
+from lrface.data.detection import FaceDetector
 from lrface.data.images import BadImage, DecodeLimits, decode_rgb
 from lrface.inference.config import InferenceConfig
 from lrface.sizes import FACE_SIZE, FACE_WIDTH, FACTOR_SIZES, HR_SIZE

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lrface.data.detector import FaceDetector, TorchMTCNN
+from lrface.data.detection import FaceDetector
+from lrface.data.detector import TorchMTCNN
 from lrface.data.images import DecodeLimits
 from lrface.data.tensors import faces_to_tensor
 from lrface.inference.config import InferenceConfig
