@@ -15,12 +15,17 @@ RECOGNITION_MODELS = tuple(sorted(f"models/{p.name}" for p in (LRFACE_ROOT / "mo
 TRAIN_DATA_CODE = ("data/datasets.py", "data/degrade.py", "data/images.py", "data/shards.py", "data/sources.py",
                    "data/splits.py", "data/tensors.py")
 
+# top-level modules no cached result is computed by: argument parsing, progress bars, plots, ONNX
+# export. An edit there must not rename training jobs (they would not resume) nor miss a cache.
+NOT_COMPUTATION = ("cli.py", "export.py", "progress.py", "viz.py")
+
 
 def code_digest(*parts: str) -> str:
     """sha256 over the ``.py`` files of the given lrface sub-packages / modules (relative to the
-    package, e.g. ``"train"``, ``"losses.py"``) plus every top-level module of the package (config,
-    storage, checkpoints...: shared plumbing, so an edit there conservatively misses every cache)."""
-    files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py"))
+    package, e.g. ``"train"``, ``"losses.py"``) plus every top-level module of the package but
+    :data:`NOT_COMPUTATION` (config, storage, checkpoints...: shared plumbing, so an edit there
+    conservatively misses every cache)."""
+    files: list[Path] = sorted(p for p in LRFACE_ROOT.glob("*.py") if p.name not in NOT_COMPUTATION)
     for part in parts:
         target = LRFACE_ROOT / part
         if not target.exists():

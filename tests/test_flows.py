@@ -63,6 +63,13 @@ def test_cache_key_notices_an_edited_function(tmp_path, monkeypatch):
     loop.write_text(loop.read_text() + "\n# edited\n")
     assert stage_key("shards", p, [], [], code=("data",)) == data_key
     assert stage_key("train", p, ["loss"], ["x"], code=("train", "losses.py")) != before
+    # nor does a change to the CLI's help text; shared plumbing (config) misses every key
+    cli = pkg / "cli.py"
+    cli.write_text(cli.read_text() + "\n# a clearer help text\n")
+    assert stage_key("shards", p, [], [], code=("data",)) == data_key
+    config = pkg / "config.py"
+    config.write_text(config.read_text() + "\n# edited\n")
+    assert stage_key("shards", p, [], [], code=("data",)) != data_key
 
 
 def test_sweep_width(tmp_path, monkeypatch):

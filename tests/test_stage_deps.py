@@ -12,7 +12,8 @@ from lrface.code_digest import DETECTION_MODELS, LRFACE_ROOT, RECOGNITION_MODELS
 from tests.conftest import REPO
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-DETECTION = ("lrface.data.detector", "lrface.data.align", "lrface.models.mtcnn", "lrface.inference")
+DETECTION = ("lrface.data.detector", "lrface.data.detection", "lrface.data.mtcnn_", "lrface.data.align", "lrface.models.mtcnn",
+             "lrface.inference")
 # geometry, not detection: degrade.small_face_frame (frames for tests and benches) sizes a face by
 # its eye distance
 GEOMETRY_ONLY = {("data/degrade.py", "lrface.data.align"), ("data/degrade.py", "lrface.data.align.face_width")}
