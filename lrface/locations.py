@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrface.config import Params
+if TYPE_CHECKING:  # a type only: config imports the section owners (through schema) that read these names
+    from lrface.config import Params
 
 TRAIN_SUMMARY = "train_summary.json"
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrface.config import Params
 from lrface.data.shards import ShardSet
 from lrface.data.sources import ImageRecord, lfw_pair_records, read_lfw_pairs
 from lrface.data.splits import training_records
 from lrface.typed import from_mapping
+
+if TYPE_CHECKING:  # a type only: config's check imports this module (through schema)
+    from lrface.config import Params
 
 
 @dataclass(frozen=True)
