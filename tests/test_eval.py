@@ -40,10 +40,10 @@ def small_lfw(tmp_path_factory):
 def _register(client, alpha, path):
     from lrface.models import SRNetConfig
     from lrface.train.config import TrainConfig
-    from lrface.train.job import _log_and_register
+    from lrface.train.mlflow_run import log_and_register
 
     run = client.create_run(client.get_experiment_by_name("lrface").experiment_id)
-    return _log_and_register(path, run.info.run_id, TrainConfig(alpha=alpha), SRNetConfig())
+    return log_and_register(path, run.info.run_id, TrainConfig(alpha=alpha), SRNetConfig())
 
 
 def test_lfw_protocol_reports_and_registry(small_lfw, tmp_path, capsys):

@@ -279,7 +279,8 @@ def test_surveillance_training_runs_on_ray_from_hr_faces_alone(tiny):
     scale): the job trains and reports its data share; the degradation and the chain's parameters
     define the job (a change starts a new one instead of resuming)."""
     from lrface.train.config import train_config
-    from lrface.train.job import job_name, run_training
+    from lrface.train.identity import job_name
+    from lrface.train.job import run_training
 
     over = {"train.steps": 6, "train.register": False, "train.log_every": 3, "train.sweep": {}}
     surv = run_training(load_params(tiny, {**over, "train.degradation": "surveillance"}), alpha=0.0, name="cam",

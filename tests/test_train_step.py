@@ -215,7 +215,7 @@ def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
     """A cosine schedule is another training, and its step count shapes every step's lr; a step
     schedule resumes with more steps."""
     from lrface.train.config import train_config
-    from lrface.train.job import job_name
+    from lrface.train.identity import job_name
 
     def name(extra):
         p = load_params(tiny, {"train.sweep": {}, **extra})
@@ -230,7 +230,7 @@ def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
 def test_the_training_code_is_part_of_the_job_identity(tiny, monkeypatch):
     """A job of other code (say, another input order) must not resume this one's checkpoints: the
     digest of the training's modules is in the name, and it covers the input pipeline."""
-    import lrface.train.job as job
+    import lrface.train.identity as job
     from lrface.train.config import train_config
 
     p = load_params(tiny, {"train.sweep": {}})

@@ -1,18 +1,17 @@
-"""The driver side of SRNet training: checks, Ray Data inputs, the TorchTrainer, MLflow, registry.
+"""The driver side of SRNet training: checks, Ray Data inputs, the TorchTrainer, the final model.
 
 ``run_training`` fails fast (missing FRNet checkpoint, corrupt shards) before any worker starts,
 creates or reuses the job's MLflow run (one per job name + storage path, so a resumed or
 restarted job never makes a duplicate), runs ``TorchTrainer.fit`` (resuming from the latest
 checkpoint under ``storage_path/name`` when there is one), then saves the final SRNet, logs it as
 an MLflow pyfunc model and registers it as ``lrface-srnet`` with its alpha and scale as tags.
+The job's name: :mod:`lrface.train.identity`; its MLflow run and model: :mod:`lrface.train.mlflow_run`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,19 +21,19 @@ import torch
 from lrface import storage
 from lrface.allocator import keep_freed_memory
 from lrface.checkpoints import CheckpointError, load_frnet, load_srnet, save_srnet
-from lrface.code_digest import RECOGNITION_MODELS, TRAIN_DATA_CODE, code_digest
-from lrface.config import Params, flatten, redact
+from lrface.config import Params
 from lrface.data.datasets import open_shards
-from lrface.data.degrade import DegradeConfig
 from lrface.data.shards import lr_column, manifest_digest
 from lrface.hashing import sha256_file
 from lrface.locations import TRAIN_SUMMARY, model_dir, model_rel
 from lrface.models.precision import resolve_precision
 from lrface.models.srnet import SRNet, SRNetConfig
 from lrface.sizes import FACTOR_SIZES
-from lrface.train.config import TrainConfig, camera_share, train_config
+from lrface.train.config import TrainConfig, train_config
 from lrface.train.hr_features import HrFeatureLookup, compute_hr_features, features_path
+from lrface.train.identity import job_name, storage_uri
 from lrface.train.loop import NON_FINITE_FILE, STATE_FILE, train_loop_per_worker
+from lrface.train.mlflow_run import dvc_locked_md5, log_and_register, training_run
 from lrface.train.step import NonFiniteLossError
 from lrface.train.validation import load_val_set
 from lrface.train.warm_start import init_weights, toward_start
@@ -51,102 +50,6 @@ class TrainOutput:
     mlflow_run_id: str | None
     model_version: str | None
     checkpoint_path: str
-
-
-# Train params that define *what* is trained: a change starts a new Ray run instead of resuming.
-# (steps, except under a cosine schedule, logging, checkpointing and worker counts can change and
-# the run resumes.) job_name adds camera_share for mixed, and lr_schedule and steps under cosine
-# (where lr_step and lr_gamma stay in the identity though unused: changing them starts a new run).
-IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", "factor_weights",
-                 "flip", "degradation", "seed", "dataset")
-
-
-def training_code() -> str:
-    """Digest of the code a training runs (``lrface/train``, the recognition models, the data
-    modules it reads its input with, lrface's top-level modules): part of every job's identity."""
-    return code_digest("train", *RECOGNITION_MODELS, *TRAIN_DATA_CODE)
-
-
-def job_name(params: Params, cfg: TrainConfig, manifest_sha256: str, init_sha256: str | None = None,
-             frnet: str = "") -> str:
-    """``<run name>-<hash of model, loss, training identity, input shards, starting weights,
-    FRNet (weights and the arithmetic it trains in) and the training's code>``. With the code in
-    it, a changed training (its input order, its loss...) starts a new job instead of resuming the
-    last one's checkpoints; an interrupted job of unchanged code resumes."""
-    ident = {"model": params.section("model"), "loss": params.section("loss"),
-             "train": {k: getattr(cfg, k) for k in IDENTITY_KEYS}, "shards": manifest_sha256,
-             "code": training_code()}
-    if cfg.lr_schedule != "step":
-        ident["train"] |= {"lr_schedule": cfg.lr_schedule, "steps": cfg.steps}  # cosine: steps set every lr
-    if frnet and cfg.alpha > 0:  # alpha 0 never runs FRNet
-        ident["frnet"] = frnet
-    if cfg.degradation != "bicubic":  # the camera chain's parameters shape what is trained
-        degrade = DegradeConfig.from_dict(params.get("degrade"))
-        ident["camera"] = {**degrade.surveillance.chain(), "kernel": degrade.kernel}
-        if cfg.degradation == "mixed":
-            ident["camera"]["share"] = camera_share(cfg)
-    if init_sha256:
-        ident["init"] = init_sha256
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{cfg.run_name}-{digest[:8]}"
-
-
-def storage_uri(params: Params, cfg: TrainConfig) -> str:
-    """Ray Train's storage: ``train.storage_path`` if absolute or a URI, else under the work dir
-    (so in S3 when the work dir is)."""
-    if storage.is_remote(cfg.storage_path) or Path(cfg.storage_path).is_absolute():
-        return str(cfg.storage_path)
-    return params.workspace().uri_of(str(cfg.storage_path))
-
-
-
-
-
-def _mlflow_run(params: Params, job: str, store: str, tags: dict[str, str]) -> tuple[str, str]:
-    """The job's MLflow run: reused when the same job (name + storage) runs again with the same
-    ``wise_ft``; another share blends the same trained weights into a run (and model) of its own."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    from lrface.tracking import setup_mlflow
-
-    exp_id = setup_mlflow(params)
-    client = MlflowClient()
-    found = client.search_runs(
-        [exp_id],
-        f"tags.`lrface.train_job` = '{job}' and tags.`lrface.storage_path` = '{store}' "
-        f"and tags.`lrface.wise_ft` = '{tags['lrface.wise_ft']}'",
-        max_results=1,
-    )
-    if found:
-        return found[0].info.run_id, mlflow.get_tracking_uri()
-    run = client.create_run(exp_id, run_name=job, tags=tags)
-    flat = {k: redact(str(v))[:500] for k, v in flatten({k: v for k, v in params.items()}).items()}
-    flat.update({f"train.{k}": str(v) for k, v in tags.items() if k == "alpha"})
-    from mlflow.entities import Param
-
-    items = [Param(k, v) for k, v in flat.items()]
-    for i in range(0, len(items), 100):
-        client.log_batch(run.info.run_id, params=items[i : i + 100])
-    return run.info.run_id, mlflow.get_tracking_uri()
-
-
-def _dvc_hash(path: Path) -> str:
-    """The md5 DVC recorded for ``path`` in dvc.lock (empty if not found)."""
-    import yaml
-
-    lock = Path("dvc.lock")
-    if not lock.is_file():
-        return ""
-    try:
-        stages = yaml.safe_load(lock.read_text()).get("stages", {})
-    except Exception:
-        return ""
-    for stage in stages.values():
-        for out in stage.get("outs", []):
-            if Path(out.get("path", "")).resolve() == path.resolve():
-                return str(out.get("md5", ""))
-    return ""
 
 
 def ordered_ingest() -> ray.train.DataConfig:
@@ -230,13 +133,13 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
         "lrface.kind": "training", "lrface.train_name": cfg.run_name, "lrface.train_job": job,
         "lrface.storage_path": store,
         "lrface.git_commit": git_commit(), "lrface.shards_manifest_sha256": manifest_digest(shards.manifest_path),
-        "lrface.dvc_shards_md5": _dvc_hash(shards.dir), "lrface.frnet_sha256": frnet_sha,
+        "lrface.dvc_shards_md5": dvc_locked_md5(shards.dir), "lrface.frnet_sha256": frnet_sha,
         "lrface.frnet_precision": precision,
         "alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
         "lrface.init_from": cfg.init_from or "seed", "lrface.init_sha256": init[1] if init else "",
         "lrface.wise_ft": f"{cfg.wise_ft:g}",
     }
-    run_id, tracking_uri = _mlflow_run(params, job, store, tags) if track else (None, None)
+    run_id, tracking_uri = training_run(params, job, store, tags) if track else (None, None)
 
     init_ray(address, num_cpus=max(os.cpu_count() or 1, cfg.num_workers * cfg.threads_per_worker + 1)
              if address == "local" else None)
@@ -293,41 +196,10 @@ def run_training(params: Params, alpha: float | None = None, name: str | None = 
                "final_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
                "mlflow_run_id": run_id, "checkpoint": result.checkpoint.path, "storage": store,
                "wise_ft": cfg.wise_ft}  # final_metrics: the trained weights' (before wise_ft)
-    version = _log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
+    version = log_and_register(model_path, run_id, cfg, mcfg) if (track and cfg.register) else None
     summary["model_version"] = version
     (out_dir / TRAIN_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     ws.push(model_rel(cfg.run_name), last=(TRAIN_SUMMARY,))  # the summary marks the output complete
     return TrainOutput(cfg.run_name, model_path, metrics, run_id, version, result.checkpoint.path)
 
 
-def _log_and_register(model_path: Path, run_id: str | None, cfg: TrainConfig, mcfg: SRNetConfig) -> str | None:
-    """Log the SRNet as a pyfunc model in the run and register it, once per run."""
-    import mlflow
-    from mlflow import MlflowClient
-
-    from lrface.tracking import (
-        CHECKPOINT_ARTIFACT,
-        PIP_REQUIREMENTS,
-        REGISTERED_MODEL,
-        srnet_pyfunc_class,
-    )
-
-    if run_id is None:
-        return None
-    client = MlflowClient()
-    existing = client.get_run(run_id).data.tags.get("lrface.model_version")
-    if existing:
-        return existing
-    with mlflow.start_run(run_id=run_id), tempfile.TemporaryDirectory() as d:
-        ckpt = Path(d) / CHECKPOINT_ARTIFACT
-        ckpt.write_bytes(model_path.read_bytes())
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=srnet_pyfunc_class()(), artifacts={"checkpoint": str(ckpt)},
-            pip_requirements=PIP_REQUIREMENTS,
-        )
-        mv = mlflow.register_model(info.model_uri, REGISTERED_MODEL,
-                                   tags={"alpha": f"{cfg.alpha:g}", "scale": str(mcfg.scale),
-                                         "wise_ft": f"{cfg.wise_ft:g}"})
-        mlflow.set_tag("lrface.model_version", str(mv.version))
-        mlflow.set_tag("lrface.model_uri", f"models:/{REGISTERED_MODEL}/{mv.version}")
-    return str(mv.version)
