@@ -227,16 +227,29 @@ def test_the_lr_schedule_is_part_of_the_job_identity_only_when_not_step(tiny):
     assert name({"train.lr_schedule": "step", "train.steps": 1234}) == step
 
 
-def test_the_training_code_is_part_of_the_job_identity(tiny, monkeypatch):
+def test_the_training_code_is_part_of_the_job_identity(tiny, tmp_path, monkeypatch):
     """A job of other code (say, another input order) must not resume this one's checkpoints: the
-    digest of the training's modules is in the name, and it covers the input pipeline."""
-    import lrface.train.identity as job
-    from lrface.train.config import train_config
+    digest of the training's modules is in the name, and it covers the input pipeline; a CLI
+    edit (nothing a training computes) keeps the name, so an interrupted job still resumes."""
+    import shutil
 
+    import lrface.code_digest as code
+    from lrface.train.config import train_config
+    from lrface.train.identity import job_name
+
+    pkg = tmp_path / "lrface"
+    shutil.copytree(code.LRFACE_ROOT, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(code, "LRFACE_ROOT", pkg)
     p = load_params(tiny, {"train.sweep": {}})
     cfg = train_config(p, alpha=0.5)
-    before = job.job_name(p, cfg, "manifest")
-    assert job.job_name(p, cfg, "manifest") == before  # same code, same job: an interrupted run resumes
-    assert {"data/shards.py", "data/degrade.py", "data/tensors.py"} <= set(job.TRAIN_DATA_CODE)
-    monkeypatch.setattr(job, "training_code", lambda: "other code")
-    assert job.job_name(p, cfg, "manifest") != before
+    before = job_name(p, cfg, "manifest")
+    assert job_name(p, cfg, "manifest") == before  # same code, same job: an interrupted run resumes
+    (pkg / "cli.py").write_text((pkg / "cli.py").read_text() + "\n# a clearer help text\n")
+    assert job_name(p, cfg, "manifest") == before
+    for edited in ("data/shards.py", "train/step.py", "models/srnet.py", "config.py"):  # input, step, model, plumbing
+        (pkg / edited).write_text((pkg / edited).read_text() + "\n# edited\n")
+        after = job_name(p, cfg, "manifest")
+        assert after != before, edited
+        before = after
+    (pkg / "data" / "align.py").write_text((pkg / "data" / "align.py").read_text() + "\n# edited\n")
+    assert job_name(p, cfg, "manifest") == before  # the detector's alignment is no training code

@@ -73,7 +73,7 @@ def build_gallery(verifier: FaceVerifier, root: str | Path, cache: str | Path, b
     images at a time (default: ``inference.batch_size``)."""
     from lrface.progress import progress as bar
 
-    batch = batch or verifier.config.batch_size
+    batch = verifier.config.batch_size if batch is None else batch
     root = Path(root).resolve()
     cache = Path(cache)
     files = gallery_files(root)

@@ -24,7 +24,8 @@ IDENTITY_KEYS = ("alpha", "batch_size", "lr", "lr_step", "lr_gamma", "factors", 
 
 def training_code() -> str:
     """Digest of the code a training runs (``lrface/train``, the recognition models, the data
-    modules it reads its input with, lrface's top-level modules): part of every job's identity."""
+    modules it reads its input with, lrface's top-level modules but
+    :data:`~lrface.code_digest.NOT_COMPUTATION`): part of every job's identity."""
     return code_digest("train", *RECOGNITION_MODELS, *TRAIN_DATA_CODE)
 
 
