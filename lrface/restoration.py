@@ -11,8 +11,6 @@ commute with it, so the mirrored probe is super-resolved on its own, a second vi
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from typing import Protocol
 
 import torch
@@ -20,7 +18,7 @@ import torch
 from lrface.losses import to_face_size
 from lrface.models.mobilefacenet import FrozenFRNet
 from lrface.models.srnet import SRNet
-from lrface.models.summary import weights_digest
+from lrface.models.summary import computation_digest
 
 
 class Restorer(Protocol):
@@ -55,10 +53,7 @@ class SRNetRestorer:
         self.name = name
         self.uri = uri  # where it came from (checkpoint path or MLflow model URI)
         self.isr_resize = isr_resize
-        # feature-cache key: the weights and the architecture settings no weight holds (res_scale...)
-        arch = weights_digest(model)
-        arch.update(json.dumps(asdict(model.config), sort_keys=True).encode())
-        self.fingerprint = f"{arch.hexdigest()[:16]}-{isr_resize}"
+        self.fingerprint = f"{computation_digest(model).hexdigest()[:16]}-{isr_resize}"  # feature-cache key
 
     @torch.inference_mode()
     def __call__(self, lr: torch.Tensor) -> torch.Tensor:

@@ -92,16 +92,14 @@ class FaceVerifier:
         inference settings, decode limits and the code that detects, aligns, degrades, restores
         and embeds."""
         from lrface.code_digest import code_digest
-        from lrface.models import weights_digest
+        from lrface.models import computation_digest
 
-        h = weights_digest(self.frnet, self.srnet)
+        h = computation_digest(self.frnet, self.srnet)
         h.update(code_digest("inference", "data", "models").encode())
         c = self.config
         h.update(json.dumps([c.sr_below_px, c.min_face_px, c.min_score, c.min_face_size, list(c.detect_upscales),
                              c.detect_max_pixels, c.isr_resize, self.lr_kernel, self.frnet.precision,
                              c.max_pixels, c.min_side]).encode())
-        if self.srnet is not None:  # the architecture settings no weight holds (res_scale...)
-            h.update(json.dumps(asdict(self.srnet.config), sort_keys=True).encode())
         return h.hexdigest()[:16]
 
     @property

@@ -2,6 +2,7 @@
 
 from lrface.models.mobilefacenet import FrozenFRNet, MobileFaceNet
 from lrface.models.srnet import SRNet, SRNetConfig
-from lrface.models.summary import ModelSize, model_size, weights_digest
+from lrface.models.summary import ModelSize, computation_digest, model_size, weights_digest
 
-__all__ = ["FrozenFRNet", "MobileFaceNet", "ModelSize", "SRNet", "SRNetConfig", "model_size", "weights_digest"]
+__all__ = ["FrozenFRNet", "MobileFaceNet", "ModelSize", "SRNet", "SRNetConfig", "computation_digest", "model_size",
+           "weights_digest"]

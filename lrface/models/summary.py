@@ -1,10 +1,11 @@
-"""Model size (parameter count, bytes on disk) and a digest of the weights."""
+"""Model size (parameter count, bytes on disk) and digests of the weights and settings."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, is_dataclass
 
 import torch
 from torch import nn
@@ -38,4 +39,15 @@ def weights_digest(*models: nn.Module | None) -> hashlib._Hash:
         for k, v in sorted((m.state_dict() if m is not None else {}).items()):
             h.update(k.encode())
             h.update(v.detach().cpu().numpy().tobytes())
+    return h
+
+
+def computation_digest(*models: nn.Module | None) -> hashlib._Hash:
+    """:func:`weights_digest`, then each model's ``config`` dataclass where it has one (settings no
+    weight holds, e.g. SRNet's ``res_scale``): the key of what the models compute. Returned open."""
+    h = weights_digest(*models)
+    for m in models:
+        cfg = getattr(m, "config", None)
+        if is_dataclass(cfg) and not isinstance(cfg, type):
+            h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
     return h
