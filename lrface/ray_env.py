@@ -1,6 +1,7 @@
 """Starting or joining Ray: local by default, a cluster by configuration (``ray.address``).
 
-A local Ray binds 127.0.0.1 only, with usage stats, auth tokens and the dashboard off. Every
+A local Ray binds 127.0.0.1 only, with usage stats, auth tokens and the dashboard off; a
+cluster address on 127.0.0.1 whose head listens on loopback only is reached there. Every
 job lrface starts runs :func:`quiet_worker_logs` in each of its worker processes.
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 # Every Ray this process talks to: no usage stats; Train polls its workers often enough.
@@ -104,27 +108,65 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, **kwargs: 
     _connected = None
     runtime_env = _runtime_env(kwargs)
     if address == "local":
-        ray.init(
-            address="local",
-            _node_ip_address="127.0.0.1",
-            include_dashboard=False,
-            num_cpus=num_cpus,
-            configure_logging=False,
-            log_to_driver=True,
-            runtime_env=runtime_env,
-            **kwargs,
-        )
+        with _loopback_kept():
+            ray.init(
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                num_cpus=num_cpus,
+                configure_logging=False,
+                log_to_driver=True,
+                runtime_env=runtime_env,
+                **kwargs,
+            )
     else:
         check_reachable(address)
-        ray.init(address=address, runtime_env=runtime_env, **kwargs)
+        with _loopback_kept() if loopback_only_head(address) else nullcontext():
+            ray.init(address=address, runtime_env=runtime_env, **kwargs)
     _connected = (address, _gcs_address())
+
+
+@contextmanager
+def _loopback_kept() -> Iterator[None]:
+    """Ray's single-host mode for the ``ray.init`` inside: 127.0.0.1 stays 127.0.0.1.
+
+    Otherwise Ray on Linux swaps a loopback address, the driver's own and a new node's, for the
+    IP of the host's default route: a local Ray then listens on every interface, and a driver
+    cannot reach a head that listens on loopback only. Ray reads the mode
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``) once, when it is imported, so it is set on Ray's
+    constants here; once connected, Ray asks the node for its IP instead.
+    """
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+
+
+def loopback_only_head(address: str) -> bool:
+    """Whether ``address`` is a loopback ``host:port`` whose head does not answer on this host's
+    routed IP (``infra/local/start.sh`` starts such a head), so Ray must keep it as given."""
+    import ray
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or host not in ("127.0.0.1", "localhost") or not port.isdigit():
+        return False
+    routed = ray.util.get_node_ip_address()
+    if routed == "127.0.0.1":
+        return False
+    try:
+        with socket.create_connection((routed, int(port)), timeout=2):
+            return False
+    except OSError:
+        return True
 
 
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail in seconds, naming the address, when a ``host:port`` / ``ray://host:port`` cluster
     does not answer (``ray.init`` alone would keep retrying for a minute)."""
-    import socket
-
     if address == "auto":
         return
     hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]

@@ -22,8 +22,12 @@ from tests.servers import BIN, child_env, free_port, serve, stop
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "lrface-test", "AWS_SECRET_ACCESS_KEY": "lrface-test-secret",
            "AWS_DEFAULT_REGION": "us-east-1"}
-# Multi-node on one host: every node and driver names 127.0.0.1 itself (--node-ip-address).
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+# Multi-node on one host, loopback only. Every node's IP is 127.0.0.1, so Ray binds 127.0.0.1:
+# the head and drivers with Ray's single-host setting (a loopback address stays loopback), the
+# worker node through tests/ray_node.py (``ray start --address`` needs the multi-node setting,
+# which would put the node on the default route's IP, listening on every interface).
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+_WORKER_NODE_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
 
 def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -129,7 +133,8 @@ class _NodeExited(RuntimeError):
 @contextmanager
 def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cpus: int = 1, attempts: int = 3):
     """A Ray head and a worker node in its own mount namespace where every path in ``hidden`` is
-    an empty tmpfs. Yields the address and node ids.
+    an empty tmpfs. Yields the address, node ids and the PIDs we started (the head's first,
+    the worker node's last).
 
     Ray gives a joining node a fixed 30 s to register with the GCS; on 2 busy cores (the other
     test worker training beside us) that can pass, and ``ray start`` exits. The worker node is
@@ -147,14 +152,15 @@ def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cp
                                           start_new_session=True))
             wait_tcp(port, procs[0], timeout=120)
             for attempt in range(1, attempts + 1):
-                worker = " ".join([str(BIN / "ray"), "start", f"--address=127.0.0.1:{port}",
+                worker = " ".join([sys.executable, str(Path(__file__).with_name("ray_node.py")), "start",
+                                   f"--address=127.0.0.1:{port}",
                                    f"--num-cpus={worker_cpus}", *common, *_ray_ports()])
                 worker_cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                               f"{mounts} && exec {worker}"]
                 wl.write(f"--- worker node, attempt {attempt}/{attempts}\n")
                 wl.flush()
-                procs.append(subprocess.Popen(worker_cmd, env=env, stdout=wl, stderr=subprocess.STDOUT,
-                                              start_new_session=True))
+                procs.append(subprocess.Popen(worker_cmd, env=child_env(**_WORKER_NODE_ENV), stdout=wl,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
                 try:
                     nodes = _wait_nodes(f"127.0.0.1:{port}", 2, head=procs[0], worker=procs[-1])
                     break
@@ -163,7 +169,7 @@ def ray_cluster(log_dir: Path, hidden: list[Path], worker_cpus: int = 2, head_cp
                     if attempt == attempts:
                         raise
                     _wait_gone(f"127.0.0.1:{port}", 2)  # a raylet that did register must be dead first
-            yield {"address": f"127.0.0.1:{port}", **nodes}
+            yield {"address": f"127.0.0.1:{port}", "pids": [p.pid for p in procs], **nodes}
     finally:
         for p in reversed(procs):
             stop(p, grace=5)  # a Ray node drains for up to 30 s on SIGTERM; nothing here needs it
@@ -213,14 +219,21 @@ def _wait_gone(address: str, n: int, timeout: float = 90) -> None:
 
 def _wait_nodes(address: str, n: int, head: subprocess.Popen, worker: subprocess.Popen,
                 timeout: float = 120) -> dict:
-    t0 = time.time()
+    """A probe that fails (the GCS slow to answer on 2 busy cores) is retried until ``timeout``;
+    the last failure is in the error raised then."""
+    t0, last = time.time(), ""
     while time.time() - t0 < timeout:
         if head.poll() is not None:
             raise RuntimeError(f"the Ray head exited ({head.returncode}); see ray-head.log")
         if worker.poll() is not None:
             raise _NodeExited(f"the Ray worker node exited ({worker.returncode}); see ray-worker.log")
-        got = probe(address, n)
+        try:
+            got = probe(address, n)
+        except RuntimeError as e:
+            last = f"; last probe: {e}"
+            continue
         if got["n"] >= n:
             return {"head": got["head"], "worker": got["worker"]}
+        last = f"; last probe saw {got['n']} node(s)"
         time.sleep(1)
-    raise TimeoutError(f"Ray cluster at {address} did not reach {n} nodes")
+    raise TimeoutError(f"Ray cluster at {address} did not reach {n} nodes in {timeout:.0f} s{last}")

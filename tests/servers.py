@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,39 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment for a subprocess: this one's, telemetry off, without MLflow URIs set in-process."""
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_MLFLOW}
     return {**env, **QUIET_ENV, **extra}
+
+
+# How ``ss`` prints a socket bound to loopback.
+LOOPBACK = ("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:")
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """``roots`` and every process below them (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), list(roots)
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo += children.get(p, [])
+    return out
+
+
+def listening(pids: set[int]) -> list[str]:
+    """The ``address:port`` of every listening TCP socket that one of ``pids`` holds."""
+    res = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+    addrs = []
+    for line in res.splitlines():
+        owners = {int(m) for m in re.findall(r"pid=(\d+)", line)}
+        if owners & pids:
+            addrs.append(line.split()[3])
+    return addrs
 
 
 def free_port() -> int:

@@ -27,7 +27,7 @@ from tests.cluster import (
     s3_server,
 )
 from tests.conftest import LFW_DIR, REPO, SHARED, tiny_params
-from tests.servers import child_env
+from tests.servers import LOOPBACK, child_env, descendants, listening
 
 pytestmark = pytest.mark.slow
 BUCKET = "lrface"
@@ -83,6 +83,7 @@ def cluster(tmp_path_factory):
                         PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(mirror),
                         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         env.pop("PREFECT_API_URL", None)
+        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # lrface itself keeps the loopback head's address
         yield {"root": root, "params": params, "head": head, "clone_b": clone_b, "s3": s3, "mlflow": mlflow_url,
                "ray": ray, "env": env, "timings": {}}
     print("\ncross-node stage wall times (s):", json.dumps(_timings, indent=1))
@@ -112,6 +113,18 @@ def test_worker_node_cannot_read_the_head_checkout_or_data(cluster):
     seen = probe(cluster["ray"]["address"], 2, paths)
     assert all(seen["head_sees"].values()), seen
     assert not any(seen["worker_sees"].values()), seen
+
+
+@needs_root
+def test_every_server_the_cluster_runs_listens_on_loopback_only(cluster):
+    """S3, PostgreSQL, MLflow and both Ray nodes (GCS, raylets, agents, Ray Client server)."""
+    sockets = listening(descendants({os.getpid()}))
+    worker_node = listening(descendants({cluster["ray"]["pids"][-1]}))
+    assert len(worker_node) >= 2, f"the worker node's raylet sockets were not found: {sockets}"
+    gcs = cluster["ray"]["address"].rsplit(":", 1)[1]
+    assert any(a.endswith(f":{gcs}") for a in sockets), sockets
+    exposed = [a for a in sockets if not a.startswith(LOOPBACK)]
+    assert not exposed, f"listening beyond loopback: {exposed}"
 
 
 @needs_root

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.servers import child_env, free_port
+from tests.servers import LOOPBACK, child_env, descendants, free_port, listening
 
 _PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 PINS = {  # runtime and dev pins (the MLflow server's PostgreSQL driver is a dev pin)
@@ -400,11 +400,20 @@ def test_local_start_and_stop_scripts(tmp_path):
             with urllib.request.urlopen(url, timeout=5) as r:
                 assert r.status == 200
         assert f"PREFECT_API_URL=http://127.0.0.1:{ports['PREFECT_PORT']}/api" in (state / "env").read_text()
+        # The loopback-only head is reachable from a shell that sourced the env file: by plain Ray,
+        # and by lrface without the env file's Ray mode (lrface keeps a loopback head's address).
+        plain = "import os, ray; ray.init(address=os.environ['LRFACE_RAY_ADDRESS']); print('CPUS', ray.cluster_resources()['CPU'])"
+        ours = plain.replace("ray.init(", "from lrface.ray_env import init_ray; init_ray(")
+        shell = {k: v for k, v in child_env().items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+        for driver, unset in ((plain, ""), (ours, "unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER && ")):
+            joined = subprocess.run(["bash", "-c", f'. "{state}/env" && {unset}exec "{os.sys.executable}" -c "{driver}"'],
+                                    env=shell, capture_output=True, text=True, timeout=120)
+            assert "CPUS" in joined.stdout, driver + joined.stdout + joined.stderr[-3000:]
         # Every listening TCP socket of what was started is on loopback.
-        tree = _descendants({int(p) for p in pids.values()})
-        listening = _listening(tree)
-        assert listening, "no listening sockets found"
-        bad = [a for a in listening if not a.startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))]
+        tree = descendants({int(p) for p in pids.values()})
+        sockets = listening(tree)
+        assert sockets, "no listening sockets found"
+        bad = [a for a in sockets if not a.startswith(LOOPBACK)]
         assert not bad, f"sockets not on loopback: {bad}"
     finally:
         stop = subprocess.run([str(REPO / "infra/local/stop.sh")], env=env, capture_output=True, text=True, timeout=120)
@@ -412,30 +421,3 @@ def test_local_start_and_stop_scripts(tmp_path):
     alive = [p for p in tree if Path(f"/proc/{p}").exists() and
              "Z" not in Path(f"/proc/{p}/stat").read_text().split(")")[-1].split()[0]]
     assert not alive, f"still running after stop.sh: {alive}"
-
-
-def _descendants(roots: set[int]) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), list(roots)
-    while todo:
-        p = todo.pop()
-        if p not in out:
-            out.add(p)
-            todo += children.get(p, [])
-    return out
-
-
-def _listening(pids: set[int]) -> list[str]:
-    res = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
-    addrs = []
-    for line in res.splitlines():
-        owners = {int(m) for m in re.findall(r"pid=(\d+)", line)}
-        if owners & pids:
-            addrs.append(line.split()[3])
-    return addrs

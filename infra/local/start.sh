@@ -73,6 +73,9 @@ export LRFACE_RAY_ADDRESS=$HOST:$RAY_PORT
 export PREFECT_API_URL=http://$HOST:$PREFECT_PORT/api
 export MLFLOW_TRACKING_URI=http://$HOST:$MLFLOW_PORT
 export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE=disabled PREFECT_SERVER_ANALYTICS_ENABLED=false MLFLOW_DISABLE_TELEMETRY=true
+# Ray's single-host mode: a driver keeps 127.0.0.1 as given; otherwise Ray swaps it for the
+# default route's IP, where this loopback-only head does not listen.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
 ENV
 echo "Ray head:   $HOST:$RAY_PORT            (pid $RAY_PID)"
 echo "Prefect UI: http://$HOST:$PREFECT_PORT     (pid $PREFECT_PID)"
