@@ -134,7 +134,8 @@ def _loopback_kept() -> Iterator[None]:
     IP of the host's default route: a local Ray then listens on every interface, and a driver
     cannot reach a head that listens on loopback only. Ray reads the mode
     (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``) once, when it is imported, so it is set on Ray's
-    constants here; once connected, Ray asks the node for its IP instead.
+    constants here; once connected, Ray asks the node for its IP instead. (A Ray that starts
+    outside :func:`init_ray`, e.g. by a bare ``ray.remote`` call, gets Ray's default.)
     """
     from ray._private import ray_constants
 
@@ -147,15 +148,17 @@ def _loopback_kept() -> Iterator[None]:
 
 
 def loopback_only_head(address: str) -> bool:
-    """Whether ``address`` is a loopback ``host:port`` whose head does not answer on this host's
-    routed IP (``infra/local/start.sh`` starts such a head), so Ray must keep it as given."""
+    """Whether ``address`` is ``127.0.0.1:port`` or ``localhost:port`` and nothing answers on
+    that port at this host's routed IP: a head on loopback only (``infra/local/start.sh``), which
+    Ray must be left to reach as given. ``auto`` and ``ray://`` (the head's Ray Client server
+    connects for us) are not looked into; a ``::1`` head is not kept."""
     import ray
 
     host, _, port = address.rpartition(":")
     if "://" in address or host not in ("127.0.0.1", "localhost") or not port.isdigit():
         return False
     routed = ray.util.get_node_ip_address()
-    if routed == "127.0.0.1":
+    if routed == "127.0.0.1":  # no default route: Ray keeps loopback anyway
         return False
     try:
         with socket.create_connection((routed, int(port)), timeout=2):
@@ -174,7 +177,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     if not sep or not port.isdigit():
         raise ValueError(f"ray.address {address!r}: expected local, auto, host:port or ray://host:port")
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):  # [::1]:6379
             pass
     except OSError as e:
         raise ConnectionError(f"Ray cluster at {address} does not answer: {e}") from e

@@ -196,44 +196,53 @@ print("PROBE" + json.dumps(out))
 """
 
 
-def probe(address: str, want_nodes: int, paths: list[str] | None = None) -> dict:
+def probe(address: str, want_nodes: int, paths: list[str] | None = None, timeout: float = 120) -> dict:
     """Ask the cluster (from a separate driver process) for its nodes and, once it has
     ``want_nodes`` of them, what each one can read (``want_nodes`` 0: only count them)."""
-    out = subprocess.run([sys.executable, "-c", _PROBE, address, str(want_nodes), json.dumps(paths or [])],
-                         env=child_env(**RAY_ENV), capture_output=True, text=True, timeout=120)
+    try:
+        out = subprocess.run([sys.executable, "-c", _PROBE, address, str(want_nodes), json.dumps(paths or [])],
+                             env=child_env(**RAY_ENV), capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"cluster probe did not answer in {timeout:.0f} s") from e
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("PROBE")), None)
     if line is None:
         raise RuntimeError(f"cluster probe failed: {out.stdout[-2000:]}{out.stderr[-2000:]}")
     return json.loads(line.removeprefix("PROBE"))
 
 
+def _count_until(address: str, want: int, done, timeout: float, what: str, check=lambda: None) -> dict:
+    """Probe (``want`` as in :func:`probe`) until ``done(result)``; ``check`` runs before each
+    probe and raises to stop.
+    A probe that fails (the GCS slow to answer on 2 busy cores) is retried until ``timeout``;
+    the last failure is in the error raised then."""
+    t0, last = time.time(), ""
+    while (left := timeout - (time.time() - t0)) > 0:
+        check()
+        try:
+            got = probe(address, want, timeout=min(120, max(left, 10)))
+        except RuntimeError as e:
+            last = f"; last probe: {e}"
+        else:
+            if done(got):
+                return got
+            last = f"; last probe saw {got['n']} node(s)"
+        time.sleep(1)
+    raise TimeoutError(f"Ray cluster at {address}: {what} not seen in {timeout:.0f} s{last}")
+
+
 def _wait_gone(address: str, n: int, timeout: float = 90) -> None:
     """Wait until the cluster has fewer than ``n`` live nodes (the GCS marks a killed one dead
     after its heartbeat times out), so a new node, not a dying one, is what the next wait counts."""
-    t0 = time.time()
-    while probe(address, 0)["n"] >= n:
-        if time.time() - t0 > timeout:
-            raise TimeoutError(f"a killed Ray node still counts as alive at {address} after {timeout} s")
-        time.sleep(2)
+    _count_until(address, 0, lambda got: got["n"] < n, timeout, f"fewer than {n} nodes")
 
 
 def _wait_nodes(address: str, n: int, head: subprocess.Popen, worker: subprocess.Popen,
                 timeout: float = 120) -> dict:
-    """A probe that fails (the GCS slow to answer on 2 busy cores) is retried until ``timeout``;
-    the last failure is in the error raised then."""
-    t0, last = time.time(), ""
-    while time.time() - t0 < timeout:
+    def alive() -> None:
         if head.poll() is not None:
             raise RuntimeError(f"the Ray head exited ({head.returncode}); see ray-head.log")
         if worker.poll() is not None:
             raise _NodeExited(f"the Ray worker node exited ({worker.returncode}); see ray-worker.log")
-        try:
-            got = probe(address, n)
-        except RuntimeError as e:
-            last = f"; last probe: {e}"
-            continue
-        if got["n"] >= n:
-            return {"head": got["head"], "worker": got["worker"]}
-        last = f"; last probe saw {got['n']} node(s)"
-        time.sleep(1)
-    raise TimeoutError(f"Ray cluster at {address} did not reach {n} nodes in {timeout:.0f} s{last}")
+
+    got = _count_until(address, n, lambda got: got["n"] >= n, timeout, f"{n} nodes", alive)
+    return {"head": got["head"], "worker": got["worker"]}

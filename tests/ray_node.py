@@ -5,7 +5,8 @@ Ray binds its servers to 127.0.0.1 only when a node's IP is 127.0.0.1. Multi-nod
 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1``, which ``ray start --address`` requires) rewrites a
 loopback ``--node-ip-address`` and ``--address`` to the IP of the host's default route, and the
 node then listens on every interface. This entry point keeps loopback addresses as given,
-and is otherwise ``ray start``.
+and is otherwise ``ray start``. It replaces a private function of Ray (2.60, as pinned); if Ray
+moves it, the cluster test's loopback check fails.
 """
 
 from __future__ import annotations

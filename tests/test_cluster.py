@@ -1,6 +1,6 @@
 """Off one machine, on loopback only: S3 (moto's server), MLflow on PostgreSQL with artifacts in S3,
 and a Ray head plus a worker node that cannot read the head's checkout, its ``data/`` or the
-shared face data. The pipeline flow runs with its work dir in S3 and trains on the worker node;
+shared face data. The pipeline flow runs with its work dir in S3 and trains on both nodes;
 then ``dvc repro`` on the same cluster, ``dvc push`` to an S3 remote, and a second clone that
 ``dvc pull``s, finds every stage up to date and verifies with the champion from the server."""
 
@@ -79,11 +79,12 @@ def cluster(tmp_path_factory):
             postgres(logs) as pg_uri, \
             mlflow_on_postgres(pg_uri, f"s3://{BUCKET}/mlartifacts", s3, logs) as mlflow_url, \
             ray_cluster(logs, hidden=[head, clone_b, mirror, SHARED]) as ray:
-        env = child_env(**s3, **RAY_ENV, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
+        driver_ray = {k: v for k, v in RAY_ENV.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+        env = child_env(**s3, **driver_ray, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
                         PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(mirror),
                         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
         env.pop("PREFECT_API_URL", None)
-        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # lrface itself keeps the loopback head's address
+        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # lrface itself keeps the loopback head's address
         yield {"root": root, "params": params, "head": head, "clone_b": clone_b, "s3": s3, "mlflow": mlflow_url,
                "ray": ray, "env": env, "timings": {}}
     print("\ncross-node stage wall times (s):", json.dumps(_timings, indent=1))
@@ -144,7 +145,7 @@ def test_pipeline_flow_with_work_dir_in_s3_trains_on_the_worker_node(cluster):
         assert want in keys, (want, keys)
     assert any(k.startswith("work/train/shards/part-") for k in keys)
     assert any("/checkpoint_" in k and k.endswith("state.pt") for k in keys)  # Ray Train storage in S3
-    # MLflow: the run trained on the worker node only; its model's artifacts are the server's (S3).
+    # MLflow: one run, trained across both nodes (DDP); its model's artifacts are the server's (S3).
     client = _client(cluster["mlflow"])
     exp = client.get_experiment_by_name("lrface")
     assert exp.artifact_location.startswith("mlflow-artifacts:"), exp.artifact_location

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +9,6 @@ import yaml
 
 from lrface.cli import main
 from lrface.config import ENV_OVERRIDES, load_params
-from tests.conftest import REPO
-from tests.servers import LOOPBACK, child_env
 
 VALUES = {  # dotted key -> (params.yaml, env, -S)
     "paths.data_root": ("p-data", "e-data", "s-data"),
@@ -228,19 +223,3 @@ def test_a_single_lfw_fold_is_refused_at_load_naming_the_param(tmp_path):
     data["data"]["datasets"]["lfw"]["folds"] = [0, 1]
     assert DatasetSpec.from_params(load_params(_write(tmp_path, data)), "lfw").folds == [0, 1]
 
-
-def test_local_ray_listens_on_loopback_only():
-    """On a host with a default route Ray would put its node on that route's IP, listening on
-    every interface; lrface's local Ray stays on 127.0.0.1 (in a fresh process: Ray reads its
-    mode at import)."""
-    code = ("import json, os, ray.train; from lrface.ray_env import init_ray; init_ray('local', num_cpus=1); "
-            "from tests.servers import descendants, listening; "
-            "print('SOCKETS' + json.dumps([ray.nodes()[0]['NodeManagerAddress'], listening(descendants({os.getpid()}))]))")
-    env = {k: v for k, v in child_env().items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("SOCKETS")), None)
-    assert line, out.stdout[-2000:] + out.stderr[-3000:]
-    node_ip, sockets = json.loads(line.removeprefix("SOCKETS"))
-    assert node_ip == "127.0.0.1"
-    assert len(sockets) >= 3, sockets  # GCS, the raylet's node manager and object manager at least
-    assert all(a.startswith(LOOPBACK) for a in sockets), sockets

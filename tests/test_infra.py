@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import tomllib
 import urllib.request
@@ -406,7 +407,7 @@ def test_local_start_and_stop_scripts(tmp_path):
         ours = plain.replace("ray.init(", "from lrface.ray_env import init_ray; init_ray(")
         shell = {k: v for k, v in child_env().items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
         for driver, unset in ((plain, ""), (ours, "unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER && ")):
-            joined = subprocess.run(["bash", "-c", f'. "{state}/env" && {unset}exec "{os.sys.executable}" -c "{driver}"'],
+            joined = subprocess.run(["bash", "-c", f'. "{state}/env" && {unset}exec "{sys.executable}" -c "{driver}"'],
                                     env=shell, capture_output=True, text=True, timeout=120)
             assert "CPUS" in joined.stdout, driver + joined.stdout + joined.stderr[-3000:]
         # Every listening TCP socket of what was started is on loopback.
