@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.servers import BIN, child_env, free_port, serve, stop
+from tests.servers import BIN, RAY_MODE, child_env, free_port, serve, stop
 
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "lrface-test", "AWS_SECRET_ACCESS_KEY": "lrface-test-secret",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -26,8 +26,8 @@ S3_KEYS = {"AWS_ACCESS_KEY_ID": "lrface-test", "AWS_SECRET_ACCESS_KEY": "lrface-
 # the head and drivers with Ray's single-host setting (a loopback address stays loopback), the
 # worker node through tests/ray_node.py (``ray start --address`` needs the multi-node setting,
 # which would put the node on the default route's IP, listening on every interface).
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-_WORKER_NODE_ENV = {**RAY_ENV, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", RAY_MODE: "0"}
+_WORKER_NODE_ENV = {**RAY_ENV, RAY_MODE: "1"}
 
 
 def wait_tcp(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:

@@ -23,10 +23,15 @@ QUIET_ENV = {
 INHERITED_MLFLOW = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """The environment for a subprocess: this one's, telemetry off, without MLflow URIs set in-process."""
+# Ray's multi-node switch, read at import: "0" keeps 127.0.0.1 as given (see tests/ray_node.py).
+RAY_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def child_env(drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """The environment for a subprocess: this one's, telemetry off, without MLflow URIs set
+    in-process, with ``extra`` set and the names in ``drop`` left out."""
     env = {k: v for k, v in os.environ.items() if k not in INHERITED_MLFLOW}
-    return {**env, **QUIET_ENV, **extra}
+    return {k: v for k, v in {**env, **QUIET_ENV, **extra}.items() if k not in drop}
 
 
 # How ``ss`` prints a socket bound to loopback.
@@ -113,8 +118,8 @@ def serve(cmd: list[str], env: dict, log_path: Path, health: str):
 @contextmanager
 def prefect_server(home: Path):
     port = free_port()
-    env = child_env(PREFECT_HOME=str(home), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api")  # the UI's own calls go to this port
-    env.pop("PREFECT_API_URL", None)
+    env = child_env(PREFECT_HOME=str(home), PREFECT_UI_API_URL=f"http://127.0.0.1:{port}/api",  # the UI's own calls
+                    drop=("PREFECT_API_URL",))
     cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with serve(cmd, env, home.parent / "prefect-server.log", f"http://127.0.0.1:{port}/api/health"):
         yield f"http://127.0.0.1:{port}"

@@ -27,7 +27,7 @@ from tests.cluster import (
     s3_server,
 )
 from tests.conftest import LFW_DIR, REPO, SHARED, tiny_params
-from tests.servers import LOOPBACK, child_env, descendants, listening
+from tests.servers import LOOPBACK, RAY_MODE, child_env, descendants, listening
 
 pytestmark = pytest.mark.slow
 BUCKET = "lrface"
@@ -79,12 +79,10 @@ def cluster(tmp_path_factory):
             postgres(logs) as pg_uri, \
             mlflow_on_postgres(pg_uri, f"s3://{BUCKET}/mlartifacts", s3, logs) as mlflow_url, \
             ray_cluster(logs, hidden=[head, clone_b, mirror, SHARED]) as ray:
-        driver_ray = {k: v for k, v in RAY_ENV.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-        env = child_env(**s3, **driver_ray, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
+        # Without Ray's mode (lrface itself keeps the loopback head's address) and without a Prefect server.
+        env = child_env(**s3, **RAY_ENV, MLFLOW_TRACKING_URI=mlflow_url, LRFACE_RAY_ADDRESS=ray["address"],
                         PREFECT_HOME=str(root / "prefect-home"), LRFACE_CACHE_DIR=str(mirror),
-                        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-        env.pop("PREFECT_API_URL", None)
-        env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # lrface itself keeps the loopback head's address
+                        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", drop=(RAY_MODE, "PREFECT_API_URL"))
         yield {"root": root, "params": params, "head": head, "clone_b": clone_b, "s3": s3, "mlflow": mlflow_url,
                "ray": ray, "env": env, "timings": {}}
     print("\ncross-node stage wall times (s):", json.dumps(_timings, indent=1))

@@ -222,4 +222,3 @@ def test_a_single_lfw_fold_is_refused_at_load_naming_the_param(tmp_path):
         DatasetSpec.from_params(load_params(_write(tmp_path, data)), "lfw")
     data["data"]["datasets"]["lfw"]["folds"] = [0, 1]
     assert DatasetSpec.from_params(load_params(_write(tmp_path, data)), "lfw").folds == [0, 1]
-

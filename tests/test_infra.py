@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.servers import LOOPBACK, child_env, descendants, free_port, listening
+from tests.servers import LOOPBACK, RAY_MODE, child_env, descendants, free_port, listening
 
 _PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 PINS = {  # runtime and dev pins (the MLflow server's PostgreSQL driver is a dev pin)
@@ -405,8 +405,8 @@ def test_local_start_and_stop_scripts(tmp_path):
         # and by lrface without the env file's Ray mode (lrface keeps a loopback head's address).
         plain = "import os, ray; ray.init(address=os.environ['LRFACE_RAY_ADDRESS']); print('CPUS', ray.cluster_resources()['CPU'])"
         ours = plain.replace("ray.init(", "from lrface.ray_env import init_ray; init_ray(")
-        shell = {k: v for k, v in child_env().items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-        for driver, unset in ((plain, ""), (ours, "unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER && ")):
+        shell = child_env(drop=(RAY_MODE,))
+        for driver, unset in ((plain, ""), (ours, f"unset {RAY_MODE} && ")):
             joined = subprocess.run(["bash", "-c", f'. "{state}/env" && {unset}exec "{sys.executable}" -c "{driver}"'],
                                     env=shell, capture_output=True, text=True, timeout=120)
             assert "CPUS" in joined.stdout, driver + joined.stdout + joined.stderr[-3000:]

@@ -12,15 +12,12 @@ import sys
 import pytest
 
 from tests.conftest import REPO
-from tests.servers import LOOPBACK, child_env
-
-MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+from tests.servers import LOOPBACK, RAY_MODE, child_env
 
 
 def _fresh(code: str, timeout: int = 300) -> object:
     """Run ``code`` in a new Python without Ray's mode set; return what it prints after ``OUT``."""
-    env = {k: v for k, v in child_env().items() if k != MODE}
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(drop=(RAY_MODE,)), capture_output=True, text=True,
                          timeout=timeout)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("OUT")), None)
     assert line, out.stdout[-2000:] + out.stderr[-3000:]
